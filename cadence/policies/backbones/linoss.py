@@ -1,0 +1,419 @@
+"""LinOSS and D-LinOSS: stacks of forced harmonic oscillators (Rusch & Rus 2025; Boyer, Rusch & Rus 2025).
+
+Every equation cites ``../shared/linoss/SPEC.md``. Symbols (SPEC §1):
+    B batch, L time, H model width (``hidden_dim`` / ``d_model``), P oscillators (``state_dim``).
+
+Per oscillator the continuous model is x'' = −A x − G x' + B u, y = Re(C x) + D ⊙ u (SPEC §2.2, §3.1),
+discretized three ways (``variant``):
+
+* ``"im"``     LinOSS-IM, implicit Euler, dissipative (SPEC §2.3)
+* ``"imex"``   LinOSS-IMEX, symplectic, conservative (SPEC §2.4)
+* ``"damped"`` D-LinOSS (DampedIMEX1) with learned damping G and the soft projection (SPEC §3.3)
+
+Raw parameters are stored under the official names and shapes and constrained in ``forward``, so
+official weights load with ``load_state_dict`` (see :func:`convert_official`).
+
+State layout of one layer: a tensor (B, 2, 2P) — index 0 the velocity z, index 1 the position x —
+whose last axis interleaves (re, im) of each oscillator's complex state.
+
+Normalization (``norm``): the spec's two BatchNorm flavours are kept for parity (``"batch_ema"``
+LinOSS, ``"batch"`` D-LinOSS, SPEC §4), but BatchNorm normalizes with statistics over batch × time,
+which a policy stepped one observation at a time does not have: training and stepping would see
+different functions. Policies therefore default to ``"layer"`` (LayerNorm over channels, per time
+step — causal and identical in ``forward`` and ``step``). BatchNorm layers step with their running
+statistics, which equals ``forward`` in eval mode only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .base import State, check_input, check_state
+from .linoss_init import InitConfig, init_oscillators_
+from .scan import SCAN_METHODS, Transition, oscillator_scan
+
+VARIANTS = ("im", "imex", "damped")
+NORMS = ("layer", "rms", "batch_ema", "batch", "none")
+
+
+# --------------------------------------------------------------------------------------------
+# Discretization (pure math on the constrained parameters)
+# --------------------------------------------------------------------------------------------
+def soft_project_AG(A_raw: Tensor, G_raw: Tensor, dt: Tensor) -> tuple[Tensor, Tensor]:
+    """D-LinOSS parameterization (SPEC §3.3), in the relu form so gradients match the official code."""
+    G = F.relu(G_raw)
+    den = torch.clamp(dt**2, min=1e-6)
+    root = torch.sqrt(1 + dt * G)
+    A_lo = (2 + dt * G - 2 * root) / den
+    A_hi = (2 + dt * G + 2 * root) / den
+    A = A_lo + F.relu(A_raw - A_lo) - F.relu(A_raw - A_hi)
+    return A, G
+
+
+def discretize(variant: str, A: Tensor, G: Tensor | None, dt: Tensor) -> Transition:
+    """Per-oscillator transition M and input gain f (each (P,)) of ``variant``."""
+    if variant == "im":  # SPEC §2.3, S = 1/(1 + Δt² A)
+        S = 1.0 / (1.0 + dt**2 * A)
+        return Transition(1.0 - dt**2 * A * S, -dt * A * S, dt * S, S, dt * S, dt**2 * S)
+    if variant == "imex":  # SPEC §2.4
+        one = torch.ones_like(A)
+        return Transition(one, -dt * A, dt, 1.0 - dt**2 * A, dt, dt**2)
+    if variant == "damped":  # SPEC §3.1, S = 1 + Δt G (not inverted)
+        S = 1.0 + dt * G
+        return Transition(1.0 / S, -dt * A / S, dt / S, 1.0 - dt**2 * A / S, dt / S, dt**2 / S)
+    raise ValueError(f"variant {variant!r} is not one of {VARIANTS}")
+
+
+# --------------------------------------------------------------------------------------------
+# Layer
+# --------------------------------------------------------------------------------------------
+class LinOSSLayer(nn.Module):
+    """One LinOSS / D-LinOSS SSM layer: (B, L, H) -> (B, L, H) (SPEC §2, §3).
+
+    Args:
+        state_dim: P oscillators.  hidden_dim: H input/output channels.  variant: "im" | "imex" | "damped".
+        enforce_stability: IMEX only. LinOSS-IMEX has |λ| = 1 only while Δt² A ≤ 4 (SPEC §2.4); the
+            official code does not enforce it, so neither does this layer by default (parity). With
+            True, A is capped at 4/Δt² by the relu form A − relu(A − 4/Δt²): a deployed policy must not
+            acquire a growing mode. IM and D-LinOSS are stable by construction.
+        init: oscillator init (:class:`InitConfig`); None = the paper default.
+        control_period: seconds per step, needed by the CPG init.
+        scan: how ``forward`` evaluates the recurrence (:mod:`.scan`).
+    """
+
+    def __init__(
+        self,
+        state_dim: int,
+        hidden_dim: int,
+        variant: str = "im",
+        *,
+        enforce_stability: bool = False,
+        init: InitConfig | None = None,
+        control_period: float | None = None,
+        scan: str = "auto",
+        generator: torch.Generator | None = None,
+    ):
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"variant {variant!r} is not one of {VARIANTS}")
+        if scan not in SCAN_METHODS:
+            raise ValueError(f"scan {scan!r} is not one of {SCAN_METHODS}")
+        P, H = state_dim, hidden_dim
+        self.state_dim, self.hidden_dim, self.variant = P, H, variant
+        self.enforce_stability, self.scan = enforce_stability, scan
+        g = generator
+        # SPEC §2.1: B ~ U[-1/√H, 1/√H), C ~ U[-1/√P, 1/√P), D ~ N(0, 1); (re, im) on the last axis
+        self.A_diag = nn.Parameter(torch.empty(P))
+        self.steps = nn.Parameter(torch.empty(P))
+        self.G_diag = nn.Parameter(torch.empty(P)) if variant == "damped" else None
+        self.B = nn.Parameter((torch.rand(P, H, 2, generator=g) * 2 - 1) / math.sqrt(H))
+        self.C = nn.Parameter((torch.rand(H, P, 2, generator=g) * 2 - 1) / math.sqrt(P))
+        self.D = nn.Parameter(torch.randn(H, generator=g))
+        init_oscillators_(self, init or InitConfig(kind="paper"), control_period, g)
+
+    def constrained(self) -> tuple[Tensor, Tensor | None, Tensor]:
+        """The constrained (A, G, Δt), each (P,) (SPEC §2.1, §3.3)."""
+        dt = torch.sigmoid(self.steps)
+        if self.variant == "damped":
+            A, G = soft_project_AG(self.A_diag, self.G_diag, dt)
+            return A, G, dt
+        A = F.relu(self.A_diag)
+        if self.enforce_stability and self.variant == "imex":
+            A = A - F.relu(A - 4.0 / dt**2)
+        return A, None, dt
+
+    def transition(self, dtype: torch.dtype | None = None) -> Transition:
+        """Per-oscillator coefficients (P,) of the current parameters (optionally cast first)."""
+        A, G, dt = self.constrained()
+        if dtype is not None:
+            A, dt = A.to(dtype), dt.to(dtype)
+            G = G.to(dtype) if G is not None else None
+        return discretize(self.variant, A, G, dt)
+
+    def _io(self) -> tuple[Transition, Tensor, Tensor]:
+        """Coefficients expanded to the 2P real channels, input map B̃ (H, 2P), readout C̃ (2P, H)."""
+        t = self.transition()
+        t = Transition(*(c.repeat_interleave(2) for c in t.as_tuple()))
+        B_map = self.B.permute(1, 0, 2).reshape(self.hidden_dim, 2 * self.state_dim)  # Bu = u @ B_map
+        # y = Re(C x) = C_re x_re − C_im x_im  (SPEC §2.5)
+        C_map = torch.stack([self.C[..., 0], -self.C[..., 1]], dim=-1).reshape(self.hidden_dim, -1).T
+        return t, B_map, C_map
+
+    def initial_state(self, batch_size: int, device=None, dtype=None) -> Tensor:
+        """Zeros (B, 2, 2P): [velocity z, position x], (re, im) interleaved."""
+        p = self.B
+        return torch.zeros(batch_size, 2, 2 * self.state_dim, device=device or p.device, dtype=dtype or p.dtype)
+
+    def forward(self, u: Tensor, state: Tensor | None = None, resets: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """u (B, L, H), state (B, 2, 2P) or None, resets (B, L) bool -> (y (B, L, H), final state)."""
+        Bsz = u.shape[0]
+        if state is None:
+            state = self.initial_state(Bsz, u.device, u.dtype)
+        elif state.shape != (Bsz, 2, 2 * self.state_dim):
+            raise ValueError(f"LinOSS layer state has shape {tuple(state.shape)}, expected {(Bsz, 2, 2 * self.state_dim)}")
+        t, B_map, C_map = self._io()
+        keep = None if resets is None else (~resets.bool()).to(u.dtype)
+        xs, z_end, x_end = oscillator_scan(u @ B_map, t, state[:, 0], state[:, 1], keep, self.scan)
+        y = xs @ C_map + self.D * u
+        return y, torch.stack([z_end, x_end], dim=1)
+
+    def step(self, u: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """u (B, H), state (B, 2, 2P) -> (y (B, H), new state)."""
+        t, B_map, C_map = self._io()
+        bu = u @ B_map
+        z, x = state[:, 0], state[:, 1]
+        z, x = t.m11 * z + t.m12 * x + t.f1 * bu, t.m21 * z + t.m22 * x + t.f2 * bu
+        return x @ C_map + self.D * u, torch.stack([z, x], dim=1)
+
+
+# --------------------------------------------------------------------------------------------
+# Normalization
+# --------------------------------------------------------------------------------------------
+class SpecBatchNorm(nn.Module):
+    """The papers' BatchNorm over batch × time, no affine, eps 1e-5, biased variance (SPEC §4).
+
+    ``mode="ema"`` (LinOSS / equinox default): in training the first call normalizes with the batch
+    statistics and stores them; later calls normalize with 0.01·batch + 0.99·running and store that.
+    ``mode="batch"`` (D-LinOSS @617acacd): training normalizes with the batch statistics and updates
+    a hidden EMA (mean from 0, var from 1); inference debiases it by 1 − 0.99^counter.
+    Inference (eval mode, and every ``step``) uses the stored statistics.
+    """
+
+    def __init__(self, channels: int, mode: str, momentum: float = 0.99, eps: float = 1e-5):
+        super().__init__()
+        self.mode, self.momentum, self.eps = mode, momentum, eps
+        self.register_buffer("hidden_mean", torch.zeros(channels))
+        self.register_buffer("hidden_var", torch.ones(channels))
+        self.register_buffer("counter", torch.zeros((), dtype=torch.long))
+
+    def _inference_stats(self) -> tuple[Tensor, Tensor]:
+        if self.mode == "ema":
+            return self.hidden_mean, self.hidden_var
+        debias = 1 - self.momentum ** self.counter.clamp_min(1).double()
+        return self.hidden_mean / debias.to(self.hidden_mean), self.hidden_var / debias.to(self.hidden_var)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (B, L, H) or (B, H)."""
+        if not self.training or x.dim() == 2:
+            mean, var = self._inference_stats()
+            return (x - mean) / torch.sqrt(var + self.eps)
+        dims = tuple(range(x.dim() - 1))
+        bm, bv = x.mean(dims), x.var(dims, unbiased=False)
+        m = self.momentum
+        if self.mode == "ema":
+            if self.counter == 0:
+                mean, var = bm, bv
+            else:
+                mean, var = (1 - m) * bm + m * self.hidden_mean, (1 - m) * bv + m * self.hidden_var
+            new_mean, new_var = mean, var
+        else:
+            mean, var = bm, bv
+            new_mean, new_var = m * self.hidden_mean + (1 - m) * bm, m * self.hidden_var + (1 - m) * bv
+        with torch.no_grad():
+            self.hidden_mean.copy_(new_mean)
+            self.hidden_var.copy_(new_var)
+            self.counter += 1
+        return (x - mean) / torch.sqrt(var + self.eps)
+
+
+def make_norm(kind: str, channels: int) -> nn.Module:
+    """Per-block input normalization; see the module docstring for why policies use "layer"."""
+    if kind == "layer":
+        return nn.LayerNorm(channels)
+    if kind == "rms":
+        return nn.RMSNorm(channels)
+    if kind == "batch_ema":
+        return SpecBatchNorm(channels, mode="ema")
+    if kind == "batch":
+        return SpecBatchNorm(channels, mode="batch")
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"norm {kind!r} is not one of {NORMS}")
+
+
+# --------------------------------------------------------------------------------------------
+# Block and stack
+# --------------------------------------------------------------------------------------------
+class GLU(nn.Module):
+    """(W1 x + b1) ⊙ sigmoid(W2 x + b2) per time step (SPEC §4)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.w1 = nn.Linear(channels, channels)
+        self.w2 = nn.Linear(channels, channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.w1(x) * torch.sigmoid(self.w2(x))
+
+
+class LinOSSBlock(nn.Module):
+    """norm → SSM → GELU(tanh) → dropout → GLU → dropout → + residual (SPEC §4). (B, L, H) -> (B, L, H)."""
+
+    def __init__(self, state_dim: int, hidden_dim: int, variant: str, norm: str = "layer", dropout: float = 0.0, **layer_kwargs):
+        super().__init__()
+        self.norm = make_norm(norm, hidden_dim)
+        self.layer = LinOSSLayer(state_dim, hidden_dim, variant, **layer_kwargs)
+        self.glu = GLU(hidden_dim)
+        self.drop = nn.Dropout(dropout)
+
+    def _mix(self, h: Tensor) -> Tensor:
+        h = self.drop(F.gelu(h, approximate="tanh"))
+        return self.drop(self.glu(h))
+
+    def forward(self, x: Tensor, state: Tensor | None = None, resets: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        h, state = self.layer(self.norm(x), state, resets)
+        return x + self._mix(h), state
+
+    def step(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        h, state = self.layer.step(self.norm(x), state)
+        return x + self._mix(h), state
+
+
+@dataclass
+class LinOSSConfig:
+    """LinOSS / D-LinOSS backbone for policies: ``n_layers`` blocks of width ``d_model``."""
+
+    d_model: int = 128
+    """H, the width of every block (input and output)."""
+    n_layers: int = 4
+    """Number of blocks."""
+    state_dim: int = 64
+    """P, oscillators per block."""
+    variant: str = "damped"
+    """"im" (LinOSS-IM), "imex" (LinOSS-IMEX) or "damped" (D-LinOSS)."""
+    norm: str = "layer"
+    """Block input norm: "layer" (default, causal), "rms", "batch_ema", "batch", "none"."""
+    dropout: float = 0.0
+    """Dropout after GELU and after GLU."""
+    enforce_stability: bool = True
+    """IMEX: cap Δt²A ≤ 4 so no mode can grow (see LinOSSLayer)."""
+    scan: str = "auto"
+    """Sequence evaluation: "auto" (numba on CPU, parallel on CUDA), "numba", "parallel", "loop"."""
+    check_finite: bool = False
+    """Raise on NaN/inf inputs (costs a device sync per call)."""
+    init: InitConfig = field(default_factory=InitConfig)
+    """Oscillator init; the default is the CPG band from the env's control period."""
+
+    def __post_init__(self):
+        if isinstance(self.init, Mapping):
+            self.init = InitConfig(**self.init)
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant {self.variant!r} is not one of {VARIANTS}")
+        if self.norm not in NORMS:
+            raise ValueError(f"norm {self.norm!r} is not one of {NORMS}")
+        for name in ("d_model", "n_layers", "state_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+class LinOSSBackbone(nn.Module):
+    """A stack of :class:`LinOSSBlock` implementing the backbone protocol (:mod:`.base`)."""
+
+    def __init__(self, cfg: LinOSSConfig, control_period: float | None = None):
+        super().__init__()
+        self.cfg, self.d_model, self.control_period = cfg, cfg.d_model, control_period
+        self.blocks = nn.ModuleList(
+            LinOSSBlock(cfg.state_dim, cfg.d_model, cfg.variant, cfg.norm, cfg.dropout,
+                        enforce_stability=cfg.enforce_stability, init=cfg.init,
+                        control_period=control_period, scan=cfg.scan)  # fmt: skip
+            for _ in range(cfg.n_layers)
+        )
+
+    def layers(self) -> list[LinOSSLayer]:
+        """The SSM layers, first to last (for spectrum analysis)."""
+        return [b.layer for b in self.blocks]
+
+    def initial_state(self, batch_size: int, device=None, dtype=None) -> State:
+        return tuple(b.layer.initial_state(batch_size, device, dtype) for b in self.blocks)
+
+    def forward(self, x: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State]:
+        """x (B, L, D), state per block (B, 2, 2P), resets (B, L) -> (y (B, L, D), state)."""
+        check_input("x", x, self.d_model, seq=True, check_finite=self.cfg.check_finite)
+        if state is None:
+            state = self.initial_state(x.shape[0], x.device, x.dtype)
+        check_state("state", state, self.initial_state(x.shape[0], "meta", x.dtype))
+        if resets is not None and resets.shape != x.shape[:2]:
+            raise ValueError(f"resets has shape {tuple(resets.shape)}, expected {tuple(x.shape[:2])} (B, L)")
+        new_state = []
+        for block, s in zip(self.blocks, state):
+            x, s = block(x, s, resets)
+            new_state.append(s)
+        return x, tuple(new_state)
+
+    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """x (B, D), state -> (y (B, D), state)."""
+        check_input("x", x, self.d_model, seq=False, check_finite=self.cfg.check_finite)
+        check_state("state", state, self.initial_state(x.shape[0], "meta", x.dtype))
+        new_state = []
+        for block, s in zip(self.blocks, state):
+            x, s = block.step(x, s)
+            new_state.append(s)
+        return x, tuple(new_state)
+
+
+# --------------------------------------------------------------------------------------------
+# The papers' full model (SPEC §5), for parity with the official code
+# --------------------------------------------------------------------------------------------
+class LinOSSModel(nn.Module):
+    """Linear encoder → blocks → head, as in the official ``LinOSS`` (SPEC §5). x (B, L, N).
+
+    classification: softmax(W mean_t h_t) (B, out). Regression: tanh(W h_t) at t = output_step−1 ::
+    output_step (B, L // output_step, out); ``tanh_output=False`` drops the tanh (D-LinOSS option).
+    """
+
+    def __init__(self, input_dim: int, output_dim: int, state_dim: int, hidden_dim: int, num_blocks: int,
+                 variant: str = "im", norm: str = "batch_ema", classification: bool = True,
+                 output_step: int = 1, tanh_output: bool = True, dropout: float = 0.0):  # fmt: skip
+        super().__init__()
+        self.encoder = nn.Linear(input_dim, hidden_dim)
+        self.blocks = nn.ModuleList(
+            LinOSSBlock(state_dim, hidden_dim, variant, norm, dropout) for _ in range(num_blocks)
+        )
+        self.decoder = nn.Linear(hidden_dim, output_dim)
+        self.classification, self.output_step, self.tanh_output = classification, output_step, tanh_output
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.encoder(x)
+        for block in self.blocks:
+            h, _ = block(h)
+        if self.classification:
+            return torch.softmax(self.decoder(h.mean(1)), dim=-1)
+        out = self.decoder(h[:, self.output_step - 1 :: self.output_step])
+        return torch.tanh(out) if self.tanh_output else out
+
+
+# --------------------------------------------------------------------------------------------
+# Official weights -> state_dict
+# --------------------------------------------------------------------------------------------
+_LAYER_NAMES = {"A_diag_raw": "A_diag", "G_diag_raw": "G_diag", "steps_raw": "steps", "dt_raw": "steps",
+                "B_raw": "B", "C_raw": "C", "D": "D"}  # fmt: skip
+_MODULE_RENAMES = (("ssm.", "layer."), ("linear_encoder.", "encoder."), ("linear_layer.", "decoder."),
+                   ("linear_decoder.", "decoder."))  # fmt: skip
+
+
+def convert_official(arrays: Mapping[str, np.ndarray], prefix: str = "param.") -> dict[str, Tensor]:
+    """Map an official Equinox export (the ``.npz`` layout of ``../shared/linoss/vectors/README.md``)
+    to a state_dict for :class:`LinOSSLayer` (layer files), :class:`LinOSSBlock` (block files) or
+    :class:`LinOSSModel` (model files). Tensors keep the file's dtype; BatchNorm statistics are
+    not parameters in the official code and are left to the module's own buffers.
+    """
+    if any(k in arrays for k in ("A_diag_raw", "B_raw")):  # a layer file
+        return {ours: torch.from_numpy(np.asarray(arrays[theirs])) for theirs, ours in _LAYER_NAMES.items() if theirs in arrays}
+    out = {}
+    for key, value in arrays.items():
+        if not key.startswith(prefix):
+            continue
+        name = key[len(prefix) :]
+        for theirs, ours in _MODULE_RENAMES:
+            name = name.replace(theirs, ours)
+        if name.endswith("layer.dt"):  # D-LinOSS names Δt_raw "dt"; the contract calls it "steps"
+            name = name[: -len("dt")] + "steps"
+        out[name] = torch.from_numpy(np.asarray(value))
+    return out
