@@ -14,7 +14,12 @@ Raw parameters are stored under the official names and shapes and constrained in
 official weights load with ``load_state_dict`` (see :func:`convert_official`).
 
 State layout of one layer: a tensor (B, 2, 2P) — index 0 the velocity z, index 1 the position x —
-whose last axis interleaves (re, im) of each oscillator's complex state.
+whose last axis interleaves (re, im) of each oscillator's complex state. The recurrence runs in
+``state_dtype`` (float64 by default) whatever the model's dtype: a conservative (IMEX) or slowly
+decaying oscillator integrates its own rounding error, which in float32 reaches ~1e-5 of the signal
+within a few thousand steps and makes ``forward`` and ``step`` drift apart; in float64 it does not,
+and it costs nothing measurable because the scan is bound by reading u and writing x, which stay in
+the model's dtype.
 
 Normalization (``norm``): the spec's two BatchNorm flavours are kept for parity (``"batch_ema"``
 LinOSS, ``"batch"`` D-LinOSS, SPEC §4), but BatchNorm normalizes with statistics over batch × time,
@@ -86,6 +91,7 @@ class LinOSSLayer(nn.Module):
         init: oscillator init (:class:`InitConfig`); None = the paper default.
         control_period: seconds per step, needed by the CPG init.
         scan: how ``forward`` evaluates the recurrence (:mod:`.scan`).
+        state_dtype: dtype of the recurrence and its state (module docstring); None = the parameters'.
     """
 
     def __init__(
@@ -98,6 +104,7 @@ class LinOSSLayer(nn.Module):
         init: InitConfig | None = None,
         control_period: float | None = None,
         scan: str = "auto",
+        state_dtype: torch.dtype | None = torch.float64,
         generator: torch.Generator | None = None,
     ):
         super().__init__()
@@ -107,7 +114,7 @@ class LinOSSLayer(nn.Module):
             raise ValueError(f"scan {scan!r} is not one of {SCAN_METHODS}")
         P, H = state_dim, hidden_dim
         self.state_dim, self.hidden_dim, self.variant = P, H, variant
-        self.enforce_stability, self.scan = enforce_stability, scan
+        self.enforce_stability, self.scan, self.state_dtype = enforce_stability, scan, state_dtype
         g = generator
         # SPEC §2.1: B ~ U[-1/√H, 1/√H), C ~ U[-1/√P, 1/√P), D ~ N(0, 1); (re, im) on the last axis
         self.A_diag = nn.Parameter(torch.empty(P))
@@ -138,8 +145,8 @@ class LinOSSLayer(nn.Module):
         return discretize(self.variant, A, G, dt)
 
     def _io(self) -> tuple[Transition, Tensor, Tensor]:
-        """Coefficients expanded to the 2P real channels, input map B̃ (H, 2P), readout C̃ (2P, H)."""
-        t = self.transition()
+        """Coefficients (state dtype) expanded to the 2P real channels, input map B̃ (H, 2P), readout C̃ (2P, H)."""
+        t = self.transition(self.state_dtype)
         t = Transition(*(c.repeat_interleave(2) for c in t.as_tuple()))
         B_map = self.B.permute(1, 0, 2).reshape(self.hidden_dim, 2 * self.state_dim)  # Bu = u @ B_map
         # y = Re(C x) = C_re x_re − C_im x_im  (SPEC §2.5)
@@ -147,9 +154,10 @@ class LinOSSLayer(nn.Module):
         return t, B_map, C_map
 
     def initial_state(self, batch_size: int, device=None, dtype=None) -> Tensor:
-        """Zeros (B, 2, 2P): [velocity z, position x], (re, im) interleaved."""
+        """Zeros (B, 2, 2P): [velocity z, position x], (re, im) interleaved, in ``state_dtype``."""
         p = self.B
-        return torch.zeros(batch_size, 2, 2 * self.state_dim, device=device or p.device, dtype=dtype or p.dtype)
+        dtype = self.state_dtype or dtype or p.dtype
+        return torch.zeros(batch_size, 2, 2 * self.state_dim, device=device or p.device, dtype=dtype)
 
     def forward(self, u: Tensor, state: Tensor | None = None, resets: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """u (B, L, H), state (B, 2, 2P) or None, resets (B, L) bool -> (y (B, L, H), final state)."""
@@ -159,8 +167,8 @@ class LinOSSLayer(nn.Module):
         elif state.shape != (Bsz, 2, 2 * self.state_dim):
             raise ValueError(f"LinOSS layer state has shape {tuple(state.shape)}, expected {(Bsz, 2, 2 * self.state_dim)}")
         t, B_map, C_map = self._io()
-        keep = None if resets is None else (~resets.bool()).to(u.dtype)
-        xs, z_end, x_end = oscillator_scan(u @ B_map, t, state[:, 0], state[:, 1], keep, self.scan)
+        keep = None if resets is None else (~resets.bool()).to(state.dtype)
+        xs, z_end, x_end = oscillator_scan(u @ B_map, t, state[:, 0], state[:, 1], keep, self.scan)  # xs in u's dtype
         y = xs @ C_map + self.D * u
         return y, torch.stack([z_end, x_end], dim=1)
 
@@ -170,7 +178,7 @@ class LinOSSLayer(nn.Module):
         bu = u @ B_map
         z, x = state[:, 0], state[:, 1]
         z, x = t.m11 * z + t.m12 * x + t.f1 * bu, t.m21 * z + t.m22 * x + t.f2 * bu
-        return x @ C_map + self.D * u, torch.stack([z, x], dim=1)
+        return x.to(u.dtype) @ C_map + self.D * u, torch.stack([z, x], dim=1)
 
 
 # --------------------------------------------------------------------------------------------

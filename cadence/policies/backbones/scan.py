@@ -10,6 +10,9 @@ Symbols: B batch, L time, N channels. The complex forcing Bu of P oscillators is
 N = 2P real channels (re, im interleaved) that share their oscillator's coefficients, since the
 transition is real (SPEC §1, "Re and Im evolve independently under identical real dynamics").
 
+The state and coefficients may have a wider dtype than u (LinOSS keeps its state in float64); the
+recurrence then runs in that dtype and the positions xs are returned in u's dtype.
+
 ``keep`` (B, L) optionally multiplies the previous state before step n (0 at an episode start):
 this is the resettable scan used by recurrent PPO.
 
@@ -72,7 +75,7 @@ def scan_loop(u: Tensor, t: Transition, z0: Tensor, x0: Tensor, keep: Tensor | N
             z, x = z * k, x * k
         z, x = t.m11 * z + t.m12 * x + t.f1 * u_n, t.m21 * z + t.m22 * x + t.f2 * u_n
         xs.append(x)
-    return torch.stack(xs, dim=1), z, x
+    return torch.stack(xs, dim=1).to(u.dtype), z, x
 
 
 # --------------------------------------------------------------------------------------------
@@ -136,7 +139,7 @@ def scan_parallel(u: Tensor, t: Transition, z0: Tensor, x0: Tensor, keep: Tensor
     z_in = torch.cat([z0[:, None], z_end[:, :-1]], 1)[:, :, None]  # (B, C, 1, N)
     x_in = torch.cat([x0[:, None], x_end[:, :-1]], 1)[:, :, None]
     xs = within[2] * z_in + within[3] * x_in + within[5]
-    xs = xs.reshape(B, C * T, N)[:, :L]
+    xs = xs.reshape(B, C * T, N)[:, :L].to(u.dtype)
     return xs, z_end[:, -1], x_end[:, -1]
 
 
@@ -256,7 +259,7 @@ class _NumbaScan(torch.autograd.Function):
         zs = torch.empty_like(u) if save else torch.empty((1, 1, 1), dtype=u.dtype)
         z_out, x_out = torch.empty_like(z0), torch.empty_like(x0)
         use_keep = keep is not None
-        keep_t = keep if use_keep else torch.ones((1, 1), dtype=u.dtype)
+        keep_t = keep if use_keep else torch.ones((1, 1), dtype=z0.dtype)
         nb = _n_blocks(B, N)
         coefs = [_np(c) for c in (m11, m12, m21, m22, f1, f2)]
         fwd(_np(u), *coefs, _np(z0), _np(x0), _np(keep_t), use_keep, nb,
@@ -281,7 +284,7 @@ class _NumbaScan(torch.autograd.Function):
         bwd(_np(u), *coefs, _np(z0), _np(x0), _np(keep_t), ctx.use_keep, _n_blocks(B, N),
             xs.numpy(), zs.numpy(), gxs.numpy(), gz_end.numpy(), gx_end.numpy(),
             gu.numpy(), gz0.numpy(), gx0.numpy(), gcoef.numpy())  # fmt: skip
-        gc = gcoef.sum(1).to(u.dtype)
+        gc = gcoef.sum(1).to(m11.dtype)
         return None, gu, gc[0], gc[1], gc[2], gc[3], gc[4], gc[5], gz0, gx0, None
 
 
@@ -289,7 +292,7 @@ def scan_numba(u: Tensor, t: Transition, z0: Tensor, x0: Tensor, keep: Tensor | 
     """Compiled CPU scan; same signature and result as :func:`scan_loop`."""
     args = [a.contiguous() for a in (u, *t.as_tuple(), z0, x0)]
     if keep is not None:
-        keep = keep.to(u.dtype).contiguous()
+        keep = keep.to(z0.dtype).contiguous()
     save = torch.is_grad_enabled() and any(a.requires_grad for a in args)
     return _NumbaScan.apply(save, *args, keep)
 

@@ -47,7 +47,7 @@ def test_layer(vectors_dir, base, suffix, scan):
     y, state = layer(torch.from_numpy(v["u"])[None])
     torch.testing.assert_close(y[0], torch.from_numpy(v["y"]), **kw)
     pos = torch.complex(torch.from_numpy(v["state_pos_real"][-1]), torch.from_numpy(v["state_pos_imag"][-1]))
-    ours = torch.view_as_complex(state[0, 1].reshape(8, 2).contiguous())
+    ours = torch.view_as_complex(state[0, 1].reshape(8, 2).contiguous()).to(pos.dtype)
     torch.testing.assert_close(ours, pos, **kw)
 
 
