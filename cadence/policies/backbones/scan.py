@@ -19,7 +19,7 @@ this is the resettable scan used by recurrent PPO.
 Three exact evaluations, chosen by :func:`oscillator_scan`:
 
 * ``"numba"`` (default on CPU): a compiled sequential-in-time kernel, parallel over
-  (batch, channel blocks), with the contiguous channel axis innermost, and a hand-written backward
+  batch rows, with the contiguous channel axis innermost, and a hand-written backward
   — the adjoint is the same recurrence run backwards with Mᵀ, and the gradients of M and f are
   sums over time of adjoint × state (``../shared/notes/scan_perf.md``: parallel scans do not pay
   off on 2 cores; the sequential kernel runs at the memory-bandwidth limit). Numba was chosen
@@ -162,87 +162,75 @@ def _numba_kernels():
         _kernels = False
         return None
 
+    # Parallel over batch rows; within a row the channel loop is innermost, over the whole
+    # C-contiguous row and branch-free, so LLVM vectorizes it (splitting rows into channel blocks
+    # made it scalar and 5x slower here). A batch of one therefore runs on one core.
     @numba.njit(parallel=True, cache=True, nogil=True)
-    def forward(u, m11, m12, m21, m22, f1, f2, z0, x0, keep, use_keep, n_blocks, xs, zs, save_z, z_out, x_out):
+    def forward(u, m11, m12, m21, m22, f1, f2, z0, x0, keep, use_keep, xs, zs, save_z, z_out, x_out):
         B, L, N = u.shape
-        size = (N + n_blocks - 1) // n_blocks
-        for job in numba.prange(B * n_blocks):
-            b = job // n_blocks
-            lo = (job % n_blocks) * size
-            hi = min(N, lo + size)
-            z = z0[b, lo:hi].copy()
-            x = x0[b, lo:hi].copy()
+        for b in numba.prange(B):
+            z = z0[b].copy()
+            x = x0[b].copy()
             for n in range(L):
                 if use_keep:
                     k = keep[b, n]
-                    for c in range(hi - lo):
+                    for c in range(N):
                         z[c] *= k
                         x[c] *= k
-                for c in range(hi - lo):
-                    ch = lo + c
-                    un = u[b, n, ch]
-                    zn = m11[ch] * z[c] + m12[ch] * x[c] + f1[ch] * un
-                    x[c] = m21[ch] * z[c] + m22[ch] * x[c] + f2[ch] * un
-                    z[c] = zn
-                    xs[b, n, ch] = x[c]
-                    if save_z:
-                        zs[b, n, ch] = zn
-            z_out[b, lo:hi] = z
-            x_out[b, lo:hi] = x
+                un, xn = u[b, n], xs[b, n]
+                for c in range(N):
+                    zc = m11[c] * z[c] + m12[c] * x[c] + f1[c] * un[c]
+                    x[c] = m21[c] * z[c] + m22[c] * x[c] + f2[c] * un[c]
+                    z[c] = zc
+                    xn[c] = x[c]
+                if save_z:
+                    zn = zs[b, n]
+                    for c in range(N):
+                        zn[c] = z[c]
+            z_out[b] = z
+            x_out[b] = x
 
     @numba.njit(parallel=True, cache=True, nogil=True)
-    def backward(
-        u, m11, m12, m21, m22, f1, f2, z0, x0, keep, use_keep, n_blocks, xs, zs, gxs, gz_end, gx_end, gu, gz0, gx0, gcoef
-    ):
+    def backward(u, m11, m12, m21, m22, f1, f2, z0, x0, keep, use_keep, xs, zs, gxs, gz_end, gx_end, gu, gz0, gx0, gcoef):
         # gcoef (6, B, N) float64 partial sums per batch row: dm11, dm12, dm21, dm22, df1, df2
         B, L, N = u.shape
-        size = (N + n_blocks - 1) // n_blocks
-        for job in numba.prange(B * n_blocks):
-            b = job // n_blocks
-            lo = (job % n_blocks) * size
-            hi = min(N, lo + size)
-            az = gz_end[b, lo:hi].copy()  # adjoint of z_n (carried from the future)
-            ax = gx_end[b, lo:hi].copy()
-            acc = np.zeros((6, hi - lo))
+        for b in numba.prange(B):
+            az = gz_end[b].astype(np.float64)  # adjoint of z_n, carried from the future
+            ax = gx_end[b].astype(np.float64)
+            pz = np.empty(N)  # state before step n
+            px = np.empty(N)
+            a11, a12, a21, a22 = np.zeros(N), np.zeros(N), np.zeros(N), np.zeros(N)
+            b1, b2 = np.zeros(N), np.zeros(N)
             for n in range(L - 1, -1, -1):
                 k = keep[b, n] if use_keep else 1.0
-                for c in range(hi - lo):
-                    ch = lo + c
+                if n > 0:
+                    for c in range(N):
+                        pz[c] = zs[b, n - 1, c] * k
+                        px[c] = xs[b, n - 1, c] * k
+                else:
+                    for c in range(N):
+                        pz[c] = z0[b, c] * k
+                        px[c] = x0[b, c] * k
+                un, gxn, gun = u[b, n], gxs[b, n], gu[b, n]
+                for c in range(N):
                     gz = az[c]
-                    gx = ax[c] + gxs[b, n, ch]  # total adjoint of x_n
-                    un = u[b, n, ch]
-                    gu[b, n, ch] = f1[ch] * gz + f2[ch] * gx
-                    if n > 0:
-                        pz = zs[b, n - 1, ch] * k
-                        px = xs[b, n - 1, ch] * k
-                    else:
-                        pz = z0[b, ch] * k
-                        px = x0[b, ch] * k
-                    acc[0, c] += gz * pz
-                    acc[1, c] += gz * px
-                    acc[2, c] += gx * pz
-                    acc[3, c] += gx * px
-                    acc[4, c] += gz * un
-                    acc[5, c] += gx * un
-                    az[c] = k * (m11[ch] * gz + m21[ch] * gx)  # Mᵀ a_n, through the reset gate
-                    ax[c] = k * (m12[ch] * gz + m22[ch] * gx)
-            gz0[b, lo:hi] = az
-            gx0[b, lo:hi] = ax
-            for i in range(6):
-                gcoef[i, b, lo:hi] = acc[i]
+                    gx = ax[c] + gxn[c]  # total adjoint of x_n
+                    gun[c] = f1[c] * gz + f2[c] * gx
+                    a11[c] += gz * pz[c]
+                    a12[c] += gz * px[c]
+                    a21[c] += gx * pz[c]
+                    a22[c] += gx * px[c]
+                    b1[c] += gz * un[c]
+                    b2[c] += gx * un[c]
+                    az[c] = k * (m11[c] * gz + m21[c] * gx)  # Mᵀ a_n, through the reset gate
+                    ax[c] = k * (m12[c] * gz + m22[c] * gx)
+            gz0[b] = az
+            gx0[b] = ax
+            for i, acc in enumerate((a11, a12, a21, a22, b1, b2)):
+                gcoef[i, b] = acc
 
     _kernels = (forward, backward)
     return _kernels
-
-
-def _n_blocks(B: int, N: int) -> int:
-    """Channel blocks per batch row so that small batches still use every thread."""
-    import numba
-
-    threads = numba.get_num_threads()
-    if B >= threads:
-        return 1
-    return max(1, min(math.ceil(threads / B), N // 16))
 
 
 def _np(t: Tensor):
@@ -260,9 +248,8 @@ class _NumbaScan(torch.autograd.Function):
         z_out, x_out = torch.empty_like(z0), torch.empty_like(x0)
         use_keep = keep is not None
         keep_t = keep if use_keep else torch.ones((1, 1), dtype=z0.dtype)
-        nb = _n_blocks(B, N)
         coefs = [_np(c) for c in (m11, m12, m21, m22, f1, f2)]
-        fwd(_np(u), *coefs, _np(z0), _np(x0), _np(keep_t), use_keep, nb,
+        fwd(_np(u), *coefs, _np(z0), _np(x0), _np(keep_t), use_keep,
             xs.numpy(), zs.numpy(), save, z_out.numpy(), x_out.numpy())  # fmt: skip
         if save:
             ctx.save_for_backward(u, m11, m12, m21, m22, f1, f2, z0, x0, keep_t, xs, zs)
@@ -281,7 +268,7 @@ class _NumbaScan(torch.autograd.Function):
         gz0, gx0 = torch.empty_like(z0), torch.empty_like(x0)
         gcoef = torch.empty((6, B, N), dtype=torch.float64)
         coefs = [_np(c) for c in (m11, m12, m21, m22, f1, f2)]
-        bwd(_np(u), *coefs, _np(z0), _np(x0), _np(keep_t), ctx.use_keep, _n_blocks(B, N),
+        bwd(_np(u), *coefs, _np(z0), _np(x0), _np(keep_t), ctx.use_keep,
             xs.numpy(), zs.numpy(), gxs.numpy(), gz_end.numpy(), gx_end.numpy(),
             gu.numpy(), gz0.numpy(), gx0.numpy(), gcoef.numpy())  # fmt: skip
         gc = gcoef.sum(1).to(m11.dtype)

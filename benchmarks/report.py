@@ -1,0 +1,38 @@
+"""Shared by the benchmarks: describe the machine and replace a section of docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+
+def describe_machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    n_cpu = len(os.sched_getaffinity(0))
+    return f"{cpu}, {n_cpu} cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}, Python {platform.python_version()}"
+
+
+def git_commit() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+
+def write_section(path: Path, heading: str, section: str) -> None:
+    """Replace the section starting at ``heading`` (up to the next '## ') in ``path``, atomically."""
+    old = path.read_text() if path.exists() else "# Benchmarks\n\nLatest results; each section names its command and machine.\n"
+    start = old.find(heading)
+    if start < 0:
+        new = old.rstrip() + "\n\n" + section
+    else:
+        end = old.find("\n## ", start + len(heading))
+        new = old[:start] + section + (old[end + 1 :] if end >= 0 else "")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(new)
+    tmp.replace(path)

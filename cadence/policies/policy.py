@@ -1,0 +1,270 @@
+"""SequencePolicy: observation normalizer → MLP encoder → temporal backbone → action head.
+
+Symbols: B batch (environments), L time, O observation dim, A action dim, D model width.
+
+The backbone is chosen by name (``PolicyConfig.backbone``) and is the only part that differs
+between compared policies; everything here treats it through the protocol of
+:mod:`cadence.policies.backbones.base`.
+
+Two ways to run a policy, computing the same function:
+
+* ``forward(obs (B, L, O), state=None, resets=None) -> (mean (B, L, A), state)`` — training on
+  windows or whole episodes; ``mean`` is the head output in normalized action units.
+* ``reset(batch_size)`` then ``act(obs (B, O)) -> action (B, A)`` — control: one observation in,
+  one action out, the recurrent state carried inside; ``act`` returns environment units, clipped to
+  the action bounds. ``step(obs, state)`` is the functional form for callers that hold the state.
+
+Checkpoints (``save_pretrained`` / ``from_pretrained``) are a directory with ``config.json`` and
+``model.safetensors`` (weights and the normalization statistics); loading never unpickles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from .backbones import REGISTRY, State, backbone_classes, make_backbone, make_backbone_config, reset_state
+from .backbones.base import check_input
+from .heads import HEADS, ActionHead
+from .normalizer import Normalizer
+
+CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class PolicyConfig:
+    """Everything that defines a policy's architecture (the dataset and env give the shapes)."""
+
+    backbone: str = "linoss"
+    """Temporal backbone: one of cadence.policies.backbones.REGISTRY."""
+    d_model: int = 128
+    """Width of encoder output, backbone and head input (overridden by ``param_budget``)."""
+    param_budget: int | None = None
+    """If set, ``d_model`` is chosen so that the whole policy has about this many parameters."""
+    encoder_layers: int = 2
+    """Linear layers in the observation encoder (GELU between them)."""
+    head: str = "deterministic"
+    """"deterministic" (MSE) or "gaussian" (learned state-independent log-std)."""
+    log_std_init: float = -0.5
+    """Initial log-std of the gaussian head."""
+    backbone_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Options of the backbone's own config (its dataclass documents them); d_model is set here."""
+
+    def __post_init__(self):
+        if self.backbone not in REGISTRY:
+            raise ValueError(f"backbone {self.backbone!r} is not one of {sorted(REGISTRY)}")
+        if self.head not in HEADS:
+            raise ValueError(f"head {self.head!r} is not one of {HEADS}")
+        if "d_model" in self.backbone_kwargs:
+            raise ValueError("set d_model on the policy (policy.d_model), not in policy.backbone_kwargs")
+        if self.encoder_layers < 1:
+            raise ValueError(f"encoder_layers must be >= 1, got {self.encoder_layers}")
+        self.backbone_kwargs = dict(self.backbone_kwargs)
+        make_backbone_config(self.backbone, d_model=self.d_model, **self.backbone_kwargs)  # validate keys now
+
+
+class SequencePolicy(nn.Module):
+    """See the module docstring. Shapes: obs (B, L, O) / (B, O); actions (B, L, A) / (B, A)."""
+
+    def __init__(self, cfg: PolicyConfig, obs_dim: int, act_dim: int, action_low, action_high,
+                 control_period: float | None = None):  # fmt: skip
+        super().__init__()
+        self.cfg, self.obs_dim, self.act_dim, self.control_period = cfg, obs_dim, act_dim, control_period
+        low = np.asarray(action_low, dtype=np.float32).reshape(act_dim)
+        high = np.asarray(action_high, dtype=np.float32).reshape(act_dim)
+        if not (low < high).all():
+            raise ValueError(f"action bounds need low < high in every dimension, got {low.tolist()} / {high.tolist()}")
+        self.register_buffer("action_low", torch.tensor(low))
+        self.register_buffer("action_high", torch.tensor(high))
+        D = cfg.d_model
+        self.obs_norm = Normalizer(obs_dim)
+        self.action_norm = Normalizer(act_dim)
+        layers: list[nn.Module] = [nn.Linear(obs_dim, D)]
+        for _ in range(cfg.encoder_layers - 1):
+            layers += [nn.GELU(), nn.Linear(D, D)]
+        self.encoder = nn.Sequential(*layers)
+        self.backbone = make_backbone(cfg.backbone, control_period=control_period, d_model=D, **cfg.backbone_kwargs)
+        self.head = ActionHead(D, act_dim, cfg.head, cfg.log_std_init)
+        self._state: State | None = None
+
+    # ---------------------------------------------------------------- sequence (training) mode
+    def features(self, obs: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State]:
+        """obs (B, L, O) -> backbone features (B, L, D) and the final state."""
+        check_input("obs", obs, self.obs_dim, seq=True)
+        return self.backbone(self.encoder(self.obs_norm(obs)), state, resets)
+
+    def forward(self, obs: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State]:
+        """obs (B, L, O) -> (normalized action mean (B, L, A), final state)."""
+        h, state = self.features(obs, state, resets)
+        return self.head(h), state
+
+    # ---------------------------------------------------------------- stepping (control) mode
+    def to_env_action(self, mean: Tensor) -> Tensor:
+        """Normalized head output (…, A) -> environment units, clipped to the bounds (the one place)."""
+        return torch.clamp(self.action_norm.inverse(mean), self.action_low, self.action_high)
+
+    def initial_state(self, batch_size: int) -> State:
+        p = self.head.mean.weight
+        return self.backbone.initial_state(batch_size, p.device, p.dtype)
+
+    def step(self, obs: Tensor, state: State) -> tuple[Tensor, State]:
+        """obs (B, O), state -> (action (B, A) in environment units, new state)."""
+        check_input("obs", obs, self.obs_dim, seq=False, check_finite=True)
+        h, state = self.backbone.step(self.encoder(self.obs_norm(obs)), state)
+        return self.to_env_action(self.head(h)), state
+
+    def reset(self, batch_size: int = 1) -> None:
+        """Start new episodes in ``batch_size`` environments (zero recurrent state)."""
+        self._state = self.initial_state(batch_size)
+
+    def reset_where(self, done: Tensor | np.ndarray) -> None:
+        """Zero the state of the environments whose episode ended (done (B,) bool); keep the others."""
+        if self._state is None:
+            raise RuntimeError("call policy.reset(batch_size) before reset_where()")
+        self._state = reset_state(self._state, torch.as_tensor(np.asarray(done), device=self.action_low.device))
+
+    @torch.no_grad()
+    def act(self, obs: Tensor | np.ndarray) -> Tensor:
+        """obs (B, O) -> action (B, A), advancing the internal state by one step."""
+        if self._state is None:
+            raise RuntimeError("call policy.reset(batch_size) before act(): the recurrent state is not initialized")
+        obs = torch.as_tensor(obs, dtype=torch.float32, device=self.action_low.device)
+        batch = self._state[0].shape[0] if self._state else None
+        if obs.dim() == 2 and batch is not None and obs.shape[0] != batch:
+            raise ValueError(f"obs has batch {obs.shape[0]} but reset() was called with batch_size={batch}")
+        action, self._state = self.step(obs, self._state)
+        return action
+
+    # ---------------------------------------------------------------- checkpoints
+    def checkpoint_config(self) -> dict:
+        return {
+            "format_version": FORMAT_VERSION,
+            "policy": dataclasses.asdict(self.cfg),
+            "obs_dim": self.obs_dim,
+            "act_dim": self.act_dim,
+            "action_low": self.action_low.tolist(),
+            "action_high": self.action_high.tolist(),
+            "control_period": self.control_period,
+        }
+
+    def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` into ``directory`` atomically (all or nothing)."""
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        try:
+            config = self.checkpoint_config() | {"extra": extra or {}}
+            (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2, default=_jsonable))
+            tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+            save_file(tensors, tmp / WEIGHTS_NAME)
+            if directory.exists():
+                old = directory.with_name(f".{directory.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                directory.rename(old)
+                tmp.rename(directory)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(directory)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, cfg: PolicyConfig | None = None,
+                        map_location: str | torch.device = "cpu") -> "SequencePolicy":  # fmt: skip
+        """Load a checkpoint; ``cfg`` (optional) must describe the same architecture."""
+        directory = Path(directory)
+        config = read_checkpoint_config(directory)
+        saved = PolicyConfig(**config["policy"])
+        if cfg is not None and (cfg.backbone != saved.backbone):
+            raise ValueError(
+                f"checkpoint {directory} holds a '{saved.backbone}' policy but the config asks for "
+                f"'{cfg.backbone}'; use policy={saved.backbone} or train a new checkpoint"
+            )
+        policy = cls(saved, config["obs_dim"], config["act_dim"], config["action_low"], config["action_high"],
+                     config["control_period"])  # fmt: skip
+        try:
+            tensors = load_file(directory / WEIGHTS_NAME, device=str(map_location))
+        except (SafetensorError, OSError) as e:
+            raise ValueError(f"checkpoint weights {directory / WEIGHTS_NAME} are missing or corrupt ({e}); "
+                             "re-save the checkpoint or load another one (e.g. the run's last/ instead of best/)") from e  # fmt: skip
+        missing, unexpected = policy.load_state_dict(tensors, strict=False)
+        if missing or unexpected:
+            raise ValueError(f"checkpoint {directory} does not match its config.json: missing {missing}, "
+                             f"unexpected {unexpected}")  # fmt: skip
+        return policy.to(map_location)
+
+
+def read_checkpoint_config(directory: Path) -> dict:
+    """``config.json`` of a checkpoint directory, with errors that say what to do."""
+    path = Path(directory) / CONFIG_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"no policy checkpoint at {directory} (missing {CONFIG_NAME}); "
+                                "pass the directory written by save_pretrained, e.g. RUN_DIR/checkpoints/best")  # fmt: skip
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); the checkpoint is corrupt — re-save it") from e
+    if config.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path} has format_version {config.get('format_version')}, this Cadence reads {FORMAT_VERSION}")
+    return config
+
+
+def _jsonable(o):
+    if isinstance(o, (np.generic,)):
+        return o.item()
+    raise TypeError(f"{type(o).__name__} is not JSON serializable")
+
+
+# -------------------------------------------------------------------- construction helpers
+def count_params(module: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def size_to_budget(cfg: PolicyConfig, obs_dim: int, act_dim: int, budget: int, control_period: float | None = None,
+                   step: int = 8) -> PolicyConfig:  # fmt: skip
+    """Return ``cfg`` with the ``d_model`` (a multiple of ``step``) whose policy is closest to ``budget`` parameters."""
+
+    def count(d: int) -> int:
+        trial = dataclasses.replace(cfg, d_model=d, param_budget=None)
+        with torch.device("meta"):
+            return count_params(SequencePolicy(trial, obs_dim, act_dim, [-1.0] * act_dim, [1.0] * act_dim,
+                                               control_period or 0.02))  # fmt: skip
+
+    lo, hi = step, step
+    while count(hi) < budget:  # parameter count grows with width: bracket, then bisect
+        lo, hi = hi, hi * 2
+        if hi > 8192:
+            raise ValueError(f"cannot reach {budget} parameters with backbone {cfg.backbone!r} below d_model=8192")
+    while hi - lo > step:
+        mid = (lo + hi) // 2 // step * step
+        lo, hi = (mid, hi) if count(mid) < budget else (lo, mid)
+    best = min((lo, hi), key=lambda d: abs(count(d) - budget))
+    return dataclasses.replace(cfg, d_model=best, param_budget=None)
+
+
+def make_policy(cfg: PolicyConfig | dict, obs_space, action_space, control_period: float | None = None) -> SequencePolicy:
+    """Build a policy for Gymnasium Box spaces; ``cfg.param_budget`` sizes ``d_model`` first."""
+    if not isinstance(cfg, PolicyConfig):
+        cfg = PolicyConfig(**cfg)
+    obs_dim, act_dim = int(np.prod(obs_space.shape)), int(np.prod(action_space.shape))
+    if cfg.param_budget:
+        cfg = size_to_budget(cfg, obs_dim, act_dim, cfg.param_budget, control_period)
+    return SequencePolicy(cfg, obs_dim, act_dim, action_space.low, action_space.high, control_period)
+
+
+__all__ = ["PolicyConfig", "SequencePolicy", "make_policy", "count_params", "size_to_budget", "backbone_classes"]
