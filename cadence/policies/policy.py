@@ -160,8 +160,10 @@ class SequencePolicy(nn.Module):
             "control_period": self.control_period,
         }
 
-    def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None) -> Path:
-        """Write ``config.json`` + ``model.safetensors`` into ``directory`` atomically (all or nothing)."""
+    def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None,
+                        extra_files: dict[str, bytes] | None = None) -> Path:  # fmt: skip
+        """Write ``config.json`` + ``model.safetensors`` (+ ``extra_files``) into ``directory`` atomically:
+        a reader sees the old checkpoint or the new one, never a mix."""
         directory = Path(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
@@ -170,6 +172,8 @@ class SequencePolicy(nn.Module):
             (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2, default=_jsonable))
             tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
             save_file(tensors, tmp / WEIGHTS_NAME)
+            for name, data in (extra_files or {}).items():
+                (tmp / name).write_bytes(data)
             if directory.exists():
                 old = directory.with_name(f".{directory.name}.old")
                 shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,187 @@
+"""Roll a policy out in a Gymnasium vector env in its recurrent stepping mode and measure it.
+
+The policy runs exactly as it would be deployed: ``reset(num_envs)`` once, then one ``act(obs)`` per
+step; when a sub-env's episode ends its recurrent state is zeroed (``reset_where``) while the others
+keep theirs. Vector envs use ``AutoresetMode.SAME_STEP``, so the observation returned with a done
+flag is already the first observation of that sub-env's next episode.
+
+Metrics: mean / median / std return, normalized score 100·(R − R_random)/(R_expert − R_random) when
+reference returns are given, success rate when the task reports ``info["is_success"]``, episode
+lengths, and the policy's per-call latency (p50 / p99, one call = one step of all sub-envs).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalResult:
+    """What one evaluation measured; ``summary()`` gives the one-line form."""
+
+    returns: list[float]
+    lengths: list[int]
+    successes: list[bool] | None
+    latency_ms_p50: float
+    latency_ms_p99: float
+    num_envs: int
+    normalized_score: float | None = None
+    videos: list[str] = field(default_factory=list)
+
+    @property
+    def mean_return(self) -> float:
+        return float(np.mean(self.returns))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.update(mean_return=self.mean_return, median_return=float(np.median(self.returns)),
+                 std_return=float(np.std(self.returns)), episodes=len(self.returns),
+                 success_rate=None if self.successes is None else float(np.mean(self.successes)))  # fmt: skip
+        return d
+
+    def summary(self) -> str:
+        parts = [f"return {self.mean_return:.1f} ± {np.std(self.returns):.1f} over {len(self.returns)} episodes"]
+        if self.normalized_score is not None:
+            parts.append(f"normalized score {self.normalized_score:.1f}")
+        if self.successes is not None:
+            parts.append(f"success {100 * np.mean(self.successes):.0f}%")
+        parts.append(f"latency p50 {self.latency_ms_p50:.3f} ms / p99 {self.latency_ms_p99:.3f} ms per step (batch {self.num_envs})")
+        return ", ".join(parts)
+
+
+def normalized_score(ret: float, expert: float, random: float) -> float:
+    """100·(R − R_random)/(R_expert − R_random)."""
+    if expert == random:
+        raise ValueError(f"expert and random returns are equal ({expert}); the normalized score is undefined")
+    return 100.0 * (ret - random) / (expert - random)
+
+
+def make_eval_vector_env(env_fns, asynchronous: bool = False) -> gym.vector.VectorEnv:
+    """A vector env whose done sub-envs restart within the same step (see the module docstring)."""
+    cls = gym.vector.AsyncVectorEnv if asynchronous else gym.vector.SyncVectorEnv
+    return cls(env_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+
+
+@torch.no_grad()
+def evaluate(
+    policy,
+    env_fns,
+    episodes: int,
+    seed: int = 0,
+    asynchronous: bool = False,
+    reference: tuple[float, float] | None = None,
+    video_dir: str | os.PathLike | None = None,
+    video_fn=None,
+) -> EvalResult:
+    """Run ``episodes`` episodes of ``policy`` over the sub-envs built by ``env_fns``.
+
+    Each sub-env runs an equal share of episodes (the first ``episodes`` to finish in sub-env
+    order are kept, so the set does not depend on timing). ``reference`` = (expert, random) returns
+    for the normalized score. ``video_fn`` builds an env with ``render_mode="rgb_array"`` whose
+    first episode is rolled out separately and written to ``video_dir`` as MP4.
+    """
+    num_envs = len(env_fns)
+    quota = -(-episodes // num_envs)
+    envs = make_eval_vector_env(env_fns, asynchronous)
+    returns = [[] for _ in range(num_envs)]
+    lengths = [[] for _ in range(num_envs)]
+    successes = [[] for _ in range(num_envs)]
+    ep_ret, ep_len = np.zeros(num_envs), np.zeros(num_envs, dtype=int)
+    latencies = []
+    try:
+        obs, _ = envs.reset(seed=seed)
+        policy.reset(num_envs)
+        while min(len(r) for r in returns) < quota:
+            t0 = time.perf_counter()
+            action = policy.act(obs).cpu().numpy()
+            latencies.append(time.perf_counter() - t0)
+            obs, reward, terminated, truncated, info = envs.step(action)
+            ep_ret += reward
+            ep_len += 1
+            done = terminated | truncated
+            if done.any():
+                for i in np.flatnonzero(done):
+                    if len(returns[i]) < quota:
+                        returns[i].append(float(ep_ret[i]))
+                        lengths[i].append(int(ep_len[i]))
+                        succ = _final_info(info, "is_success", i)
+                        successes[i].append(None if succ is None else bool(succ))
+                ep_ret[done], ep_len[done] = 0.0, 0
+                policy.reset_where(done)
+    finally:
+        envs.close()
+    flat_succ = _interleave(successes, episodes)
+    result = EvalResult(
+        returns=_interleave(returns, episodes),
+        lengths=_interleave(lengths, episodes),
+        successes=None if any(s is None for s in flat_succ) else flat_succ,
+        latency_ms_p50=1e3 * float(np.percentile(latencies, 50)),
+        latency_ms_p99=1e3 * float(np.percentile(latencies, 99)),
+        num_envs=num_envs,
+    )
+    if reference is not None:
+        result.normalized_score = normalized_score(result.mean_return, *reference)
+    if video_dir is not None and video_fn is not None:
+        result.videos.append(str(record_video(policy, video_fn, Path(video_dir) / "episode_0.mp4", seed)))
+    return result
+
+
+def _interleave(per_env: list[list], n: int) -> list:
+    """Episodes in the order (episode index, sub-env index), the first ``n``."""
+    out = [env[ep] for ep in range(max(map(len, per_env))) for env in per_env if ep < len(env)]
+    return out[:n]
+
+
+def _final_info(info: dict, key: str, i: int):
+    """``info[key][i]`` of a vector env step, or None when the task does not report it."""
+    if key in info and info.get(f"_{key}", np.ones(len(info[key]), bool))[i]:
+        return info[key][i]
+    return None
+
+
+@torch.no_grad()
+def record_video(policy, video_fn, path: Path, seed: int = 0, fps: int | None = None) -> Path:
+    """Roll out one episode in ``video_fn()`` (an ``rgb_array`` env) and write it to ``path`` as MP4."""
+    import imageio.v2 as imageio
+
+    env = video_fn()
+    frames = []
+    try:
+        obs, _ = env.reset(seed=seed)
+        policy.reset(1)
+        frames.append(env.render())
+        done = False
+        while not done:
+            action = policy.act(np.asarray(obs, np.float32)[None])[0].cpu().numpy()
+            obs, _, terminated, truncated, _ = env.step(action)
+            frames.append(env.render())
+            done = terminated or truncated
+        fps = fps or env.metadata.get("render_fps") or 30
+    finally:
+        env.close()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.mp4")
+    imageio.mimwrite(tmp, frames, fps=fps, macro_block_size=1)
+    tmp.replace(path)
+    return path
+
+
+def write_result(result: EvalResult, path: str | os.PathLike, extra: dict | None = None) -> Path:
+    """Write the result as JSON atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result.to_dict() | (extra or {}), indent=2))
+    tmp.replace(path)
+    return path

@@ -1,0 +1,1 @@
+"""Trainers: behavior cloning (:mod:`.bc`) and recurrent PPO."""

@@ -1,0 +1,324 @@
+"""Behavior cloning of a SequencePolicy on demonstration windows.
+
+Symbols: B windows per batch, L window length, O observation dim, A action dim.
+
+Batches come from an in-memory copy of the dataset (:class:`Demonstrations`) in one of two ways:
+
+* random windows (default): each batch holds B windows [t, t + L) starting at uniformly drawn
+  frames (every frame is an anchor, as in LeRobot); steps past the episode's end are padding,
+  masked out of the loss; every window starts from the zero state.
+* truncated BPTT (``tbptt: true``): B streams each walk through episodes in order, L steps per
+  batch, and the backbone state is carried (detached) from one batch to the next; a stream that
+  finishes an episode continues with a random new one, marked by ``resets`` inside the window —
+  the resettable scan every backbone implements.
+
+Loss: MSE between the head output and the normalized expert action (``loss: mse``), or the
+negative log-likelihood of a gaussian head (``loss: nll``). AdamW, linear warm-up then cosine decay,
+gradient clipping, optional EMA of the weights (evaluated and saved in place of the raw weights).
+
+Checkpoints go to ``RUN_DIR/checkpoints/{last,best}`` in ``save_pretrained`` form; ``last`` also
+holds ``training_state.pt`` (optimizer, schedule, EMA, step, RNG and stream states, loaded with
+``weights_only=True``) so that ``resume`` continues the run exactly.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.tensorboard import SummaryWriter
+
+from ..policies import SequencePolicy
+from ..policies.backbones import State
+from .progress import progress_bar
+
+log = logging.getLogger(__name__)
+STATE_FILE = "training_state.pt"
+
+
+@dataclass
+class BCConfig:
+    """Behavior-cloning hyperparameters (``cadence/configs/algo/bc.yaml``)."""
+
+    steps: int = 3000
+    """Gradient steps."""
+    batch_size: int = 64
+    """Windows (or streams) per batch."""
+    window: int = 32
+    """L, steps per window."""
+    lr: float = 1e-3
+    """Peak learning rate."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay (matrices only; biases, norms and oscillator parameters are not decayed)."""
+    warmup_steps: int = 100
+    """Linear warm-up before the cosine decay."""
+    grad_clip: float = 1.0
+    """Max global gradient norm."""
+    ema_decay: float | None = None
+    """EMA of the weights (e.g. 0.999); None disables it."""
+    tbptt: bool = False
+    """Carry the backbone state between consecutive windows of each episode (module docstring)."""
+    loss: str = "mse"
+    """"mse" or "nll" (needs policy.head: gaussian)."""
+    eval_every: int = 1000
+    """Evaluate by rollout every this many steps (and at the end); 0 disables periodic rollouts."""
+    eval_episodes: int = 10
+    """Episodes per evaluation."""
+    eval_envs: int = 5
+    """Sub-envs of the evaluation vector env."""
+    save_every: int = 500
+    """Steps between writes of checkpoints/last (the resume point); also written at every evaluation."""
+    log_every: int = 50
+    """Steps between TensorBoard scalars."""
+
+    def __post_init__(self):
+        if self.loss not in ("mse", "nll"):
+            raise ValueError(f"loss {self.loss!r} is not 'mse' or 'nll'")
+        for name in ("steps", "batch_size", "window", "eval_episodes", "eval_envs", "save_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"algo.{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass
+class Demonstrations:
+    """A dataset in memory: frames of all episodes back to back.
+
+    observations (N, O), actions (N, A) float32; episode e covers frames [ep_from[e], ep_to[e]).
+    """
+
+    observations: Tensor
+    actions: Tensor
+    ep_from: Tensor
+    ep_to: Tensor
+
+    def __post_init__(self):
+        self.frame_episode = torch.repeat_interleave(torch.arange(len(self.ep_from)), self.ep_to - self.ep_from)
+        if len(self.frame_episode) != len(self.observations):
+            raise ValueError("episode bounds do not cover the frames exactly; the dataset index is inconsistent")
+
+    def random_windows(self, B: int, L: int, g: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+        """(obs (B, L, O), actions (B, L, A), valid (B, L) bool) for windows at random frames."""
+        start = torch.randint(len(self.observations), (B,), generator=g)
+        idx = start[:, None] + torch.arange(L)
+        end = self.ep_to[self.frame_episode[start]][:, None]
+        valid = idx < end
+        idx = torch.minimum(idx, end - 1)  # padding repeats the last frame, like LeRobot
+        return self.observations[idx], self.actions[idx], valid
+
+
+class EpisodeStreams:
+    """B cursors that walk through whole episodes for truncated BPTT (module docstring)."""
+
+    def __init__(self, data: Demonstrations, B: int, g: torch.Generator):
+        self.data, self.g = data, g
+        self.episode = torch.randint(len(data.ep_from), (B,), generator=g)
+        self.pos = data.ep_from[self.episode].clone()
+
+    def next(self, L: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(obs (B, L, O), actions (B, L, A), valid (B, L), resets (B, L)) for the next L steps."""
+        d = self.data
+        idx = torch.empty(len(self.pos), L, dtype=torch.long)
+        resets = torch.zeros(len(self.pos), L, dtype=torch.bool)
+        for t in range(L):
+            finished = self.pos >= d.ep_to[self.episode]
+            if finished.any():
+                self.episode[finished] = torch.randint(len(d.ep_from), (int(finished.sum()),), generator=self.g)
+                self.pos[finished] = d.ep_from[self.episode[finished]]
+                resets[finished, t] = True
+            idx[:, t] = self.pos
+            self.pos += 1
+        return d.observations[idx], d.actions[idx], torch.ones_like(resets), resets
+
+    def state_dict(self) -> dict:
+        return {"episode": self.episode.clone(), "pos": self.pos.clone()}
+
+    def load_state_dict(self, s: dict) -> None:
+        self.episode.copy_(s["episode"])
+        self.pos.copy_(s["pos"])
+
+
+def param_groups(policy: SequencePolicy, weight_decay: float) -> list[dict]:
+    """Decay matrices only (nanoGPT's rule): 1-D parameters — biases, norms, oscillator A/G/Δt, D — are not decayed."""
+    decay = [p for p in policy.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in policy.parameters() if p.requires_grad and p.dim() < 2]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def masked_loss(policy: SequencePolicy, mean: Tensor, actions: Tensor, valid: Tensor, kind: str) -> Tensor:
+    """Mean over valid steps of the per-step loss in normalized action units."""
+    target = policy.action_norm(actions)
+    if kind == "mse":
+        per_step = ((mean - target) ** 2).mean(-1)
+    else:
+        per_step = -policy.head.distribution(mean).log_prob(target)
+    return (per_step * valid).sum() / valid.sum().clamp_min(1)
+
+
+class BCTrainer:
+    """Trains ``policy`` on ``data``; ``evaluate_fn(policy) -> dict`` (with a "score" key) is called
+    every ``eval_every`` steps and picks the best checkpoint."""
+
+    def __init__(self, policy: SequencePolicy, data: Demonstrations, cfg: BCConfig, run_dir: str | Path,
+                 evaluate_fn: Callable[[SequencePolicy], dict] | None = None, seed: int = 0,
+                 device: str | torch.device = "cpu", run_info: dict | None = None):  # fmt: skip
+        self.cfg, self.run_dir, self.evaluate_fn, self.device = cfg, Path(run_dir), evaluate_fn, torch.device(device)
+        self.run_info = run_info or {}
+        if cfg.loss == "nll" and policy.head.log_std is None:
+            raise ValueError("algo.loss=nll needs a gaussian head: set policy.head=gaussian")
+        self.policy = policy.to(self.device)
+        self.data = Demonstrations(*(t.to(self.device) if t.is_floating_point() else t for t in (
+            data.observations, data.actions, data.ep_from, data.ep_to)))  # fmt: skip
+        self.gen = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)
+        self.opt = torch.optim.AdamW(param_groups(policy, cfg.weight_decay), lr=cfg.lr)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, warmup_cosine(cfg.warmup_steps, cfg.steps))
+        self.ema = AveragedModel(policy, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay)) if cfg.ema_decay else None
+        self.streams = EpisodeStreams(self.data, cfg.batch_size, self.gen) if cfg.tbptt else None
+        self.carried: State | None = None
+        self.step, self.best_score, self.history = 0, -math.inf, []
+
+    # ------------------------------------------------------------------ checkpoints
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    def eval_policy(self) -> SequencePolicy:
+        """The weights that are evaluated and saved: the EMA when enabled."""
+        return self.ema.module if self.ema is not None else self.policy
+
+    def _training_state(self) -> bytes:
+        state = {
+            "step": self.step,
+            "best_score": self.best_score,
+            "history": json.dumps(self.history),
+            "policy": self.policy.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else {},
+            "torch_rng": torch.get_rng_state(),
+            "sampler_rng": self.gen.get_state(),
+            "streams": self.streams.state_dict() if self.streams is not None else {},
+            "carried": list(self.carried) if self.carried is not None else [],
+        }
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        return buf.getvalue()
+
+    def save(self, name: str, with_state: bool) -> Path:
+        extra = {"step": self.step, "history": self.history[-1:], "run": self.run_info}
+        files = {STATE_FILE: self._training_state()} if with_state else None
+        return self.eval_policy().save_pretrained(self.ckpt_dir / name, extra=extra, extra_files=files)
+
+    def resume(self) -> bool:
+        """Load ``checkpoints/last`` if present; returns whether a run was resumed."""
+        path = self.ckpt_dir / "last" / STATE_FILE
+        if not path.is_file():
+            return False
+        try:
+            s = torch.load(path, weights_only=True, map_location=self.device)
+        except Exception as e:  # a truncated or foreign file: say which and what to do
+            raise ValueError(f"cannot read {path} ({e}); delete {path.parent} to restart from the previous "
+                             "checkpoint, or start a new run_dir") from e  # fmt: skip
+        self.policy.load_state_dict(s["policy"])
+        self.opt.load_state_dict(s["optimizer"])
+        self.sched.load_state_dict(s["scheduler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(s["ema"])
+        torch.set_rng_state(s["torch_rng"])
+        self.gen.set_state(s["sampler_rng"])
+        if self.streams is not None:
+            self.streams.load_state_dict(s["streams"])
+        self.carried = tuple(s["carried"]) if s["carried"] else None
+        self.step, self.best_score, self.history = s["step"], s["best_score"], json.loads(s["history"])
+        log.info("resumed %s at step %d", self.run_dir, self.step)
+        return True
+
+    # ------------------------------------------------------------------ training
+    def _batch(self):
+        c = self.cfg
+        if self.streams is None:
+            obs, act, valid = self.data.random_windows(c.batch_size, c.window, self.gen)
+            return obs, act, valid, None, None
+        obs, act, valid, resets = self.streams.next(c.window)
+        state = self.carried or self.policy.initial_state(c.batch_size)
+        return obs, act, valid, resets, state
+
+    def train_step(self) -> dict:
+        obs, act, valid, resets, state = self._batch()
+        self.policy.train()
+        mean, final = self.policy(obs, state, resets)
+        if self.streams is not None:
+            self.carried = tuple(s.detach() for s in final)
+        loss = masked_loss(self.policy, mean, act, valid, self.cfg.loss)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.grad_clip)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss.item()} at step {self.step}; lower algo.lr or check the data")
+        self.opt.step()
+        self.sched.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.policy)
+        self.step += 1
+        return {"loss": loss.item(), "grad_norm": grad_norm.item(), "lr": self.sched.get_last_lr()[0]}
+
+    def run_eval(self) -> dict:
+        policy = self.eval_policy()
+        policy.eval()
+        result = self.evaluate_fn(policy) | {"step": self.step}
+        self.history.append(result)
+        if result["score"] > self.best_score:
+            self.best_score = result["score"]
+            self.save("best", with_state=False)
+        return result
+
+    def fit(self) -> dict:
+        """Train to ``cfg.steps``, evaluating and checkpointing; returns the last evaluation (or {})."""
+        c = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        writer = SummaryWriter(self.run_dir / "tb", purge_step=self.step)
+        last_eval: dict = self.history[-1] if self.history else {}
+        samples, t0 = 0, time.perf_counter()
+        with progress_bar(total=c.steps, initial=self.step, description="bc") as bar:
+            while self.step < c.steps:
+                m = self.train_step()
+                samples += c.batch_size * c.window
+                if self.step % c.log_every == 0 or self.step == c.steps:
+                    sps = samples / (time.perf_counter() - t0)
+                    for k, v in m.items():
+                        writer.add_scalar(f"train/{k}", v, self.step)
+                    writer.add_scalar("train/samples_per_s", sps, self.step)
+                    samples, t0 = 0, time.perf_counter()
+                    bar.set_postfix(loss=f"{m['loss']:.4f}")
+                end = self.step == c.steps
+                evaluate = self.evaluate_fn is not None and (end or (c.eval_every and self.step % c.eval_every == 0))
+                if evaluate:
+                    last_eval = self.run_eval()
+                    for k in ("score", "mean_return", "normalized_score", "success_rate"):
+                        if last_eval.get(k) is not None:
+                            writer.add_scalar(f"eval/{k}", last_eval[k], self.step)
+                    bar.set_postfix(loss=f"{m['loss']:.4f}", score=f"{last_eval['score']:.1f}")
+                if evaluate or end or self.step % c.save_every == 0:
+                    self.save("last", with_state=True)
+                bar.update(1)
+        writer.close()
+        return last_eval
