@@ -73,8 +73,8 @@ def train_bc(cfg: DictConfig) -> dict:
         log.info("resume=true but %s has no checkpoint yet; starting fresh", run_dir)
     log.info("training %s (%d parameters) on %s, %d frames", cfg.policy.name, count_params(policy), cfg.dataset,
              len(demos.data.observations))  # fmt: skip
-    result = trainer.fit()
-    (run_dir / "eval.json").write_text(json.dumps(result | {"params": count_params(policy)}, indent=2))
+    result = trainer.fit() | {"params": count_params(policy)}
+    (run_dir / "eval.json").write_text(json.dumps(result, indent=2))
     return result
 
 

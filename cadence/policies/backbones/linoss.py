@@ -115,6 +115,7 @@ class LinOSSLayer(nn.Module):
         P, H = state_dim, hidden_dim
         self.state_dim, self.hidden_dim, self.variant = P, H, variant
         self.enforce_stability, self.scan, self.state_dtype = enforce_stability, scan, state_dtype
+        self._io_cache = None
         g = generator
         # SPEC §2.1: B ~ U[-1/√H, 1/√H), C ~ U[-1/√P, 1/√P), D ~ N(0, 1); (re, im) on the last axis
         self.A_diag = nn.Parameter(torch.empty(P))
@@ -145,7 +146,19 @@ class LinOSSLayer(nn.Module):
         return discretize(self.variant, A, G, dt)
 
     def _io(self) -> tuple[Transition, Tensor, Tensor]:
-        """Coefficients (state dtype) expanded to the 2P real channels, input map B̃ (H, 2P), readout C̃ (2P, H)."""
+        """Coefficients (state dtype) expanded to the 2P real channels, input map B̃ (H, 2P), readout C̃ (2P, H).
+
+        Without autograd (control, evaluation) the result is cached until a parameter changes
+        (in-place updates bump ``Tensor._version``), so stepping does not re-discretize every step.
+        """
+        if torch.is_grad_enabled():
+            return self._compute_io()
+        key = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        if self._io_cache is None or self._io_cache[0] != key:
+            self._io_cache = (key, self._compute_io())
+        return self._io_cache[1]
+
+    def _compute_io(self) -> tuple[Transition, Tensor, Tensor]:
         t = self.transition(self.state_dtype)
         t = Transition(*(c.repeat_interleave(2) for c in t.as_tuple()))
         B_map = self.B.permute(1, 0, 2).reshape(self.hidden_dim, 2 * self.state_dim)  # Bu = u @ B_map
@@ -358,7 +371,9 @@ class LinOSSBackbone(nn.Module):
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
         """x (B, D), state -> (y (B, D), state)."""
         check_input("x", x, self.d_model, seq=False, check_finite=self.cfg.check_finite)
-        check_state("state", state, self.initial_state(x.shape[0], "meta", x.dtype))
+        want = (x.shape[0], 2, 2 * self.cfg.state_dim)
+        if len(state) != len(self.blocks) or any(s.shape != want for s in state):  # cheap: no allocation per step
+            check_state("state", state, self.initial_state(x.shape[0], "meta", x.dtype))
         new_state = []
         for block, s in zip(self.blocks, state):
             x, s = block.step(x, s)

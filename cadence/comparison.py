@@ -1,0 +1,167 @@
+"""Backbone comparisons: a grid of (task × backbone × seed) BC cells, one JSON per cell, and statistics.
+
+Every cell is ``cadence-train algo=bc`` composed from the same YAML files as the CLI, with the same
+dataset, encoder, head, parameter budget, optimizer, schedule, number of gradient steps and seed for
+every backbone; only ``policy=`` changes. A finished cell is skipped (its JSON is read back), so an
+interrupted grid continues where it stopped.
+
+Statistics (rliable-style): per task and backbone the mean normalized score with a 95% bootstrap
+confidence interval over seeds; per backbone the interquartile mean (IQM) over all task × seed runs
+with a stratified bootstrap CI (seeds resampled within each task).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from hydra import compose
+from omegaconf import DictConfig
+
+from .datasets import collect_dataset
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Cell:
+    task: str
+    backbone: str
+    seed: int
+
+    def path(self, out: Path) -> Path:
+        return out / "cells" / self.task / self.backbone / f"seed{self.seed}.json"
+
+
+def dataset_for(task_cfg: DictConfig, out: Path, collect: DictConfig, seed: int) -> Path:
+    """The task's demonstrations under ``out/datasets``, collected on first use."""
+    root = out / "datasets" / task_cfg.name
+    if not (root / "meta" / "cadence.json").exists():
+        log.info("collecting %d %s demonstrations on %s", collect.episodes, task_cfg.expert, task_cfg.name)
+        collect_dataset(task_cfg, task_cfg.expert, collect.episodes, root, noise=collect.noise, seed=seed)
+    return root
+
+
+def run_cell(cell: Cell, out: Path, dataset: Path, budget: int, train_overrides: dict, device: str = "cpu") -> dict:
+    """Train and evaluate one cell (or read its JSON back); returns the cell's result."""
+    from .scripts.train import train_bc  # the CLI's own code path
+
+    path = cell.path(out)
+    if path.exists():
+        return json.loads(path.read_text())
+    overrides = ["algo=bc", f"policy={cell.backbone}", f"env={cell.task}", f"seed={cell.seed}", f"device={device}",
+                 f"dataset={dataset}", f"policy.param_budget={budget}",
+                 f"run_dir={out / 'runs' / cell.task / cell.backbone / f'seed{cell.seed}'}"]  # fmt: skip
+    overrides += [f"algo.{k}={v}" for k, v in train_overrides.items()]
+    cfg = compose(config_name="train", overrides=overrides)
+    t0 = time.perf_counter()
+    result = train_bc(cfg)
+    result = result | {"task": cell.task, "backbone": cell.backbone, "seed": cell.seed, "train_s": time.perf_counter() - t0}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2))
+    tmp.replace(path)
+    return result
+
+
+def bootstrap_ci(values: np.ndarray, stat=np.mean, n: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile bootstrap interval of ``stat`` over ``values``."""
+    rng = np.random.default_rng(seed)
+    if len(values) < 2:
+        return float(stat(values)), float(stat(values))
+    samples = [stat(rng.choice(values, len(values))) for _ in range(n)]
+    return float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5))
+
+
+def iqm(values: np.ndarray) -> float:
+    """Interquartile mean: the mean of the middle 50% of the values."""
+    v = np.sort(np.asarray(values, dtype=float))
+    k = len(v) // 4
+    return float(v[k : len(v) - k].mean()) if len(v) >= 4 else float(v.mean())
+
+
+def stratified_iqm_ci(by_task: dict[str, np.ndarray], n: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Bootstrap CI of the IQM, resampling seeds within each task."""
+    rng = np.random.default_rng(seed)
+    samples = [iqm(np.concatenate([rng.choice(v, len(v)) for v in by_task.values()])) for _ in range(n)]
+    return float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5))
+
+
+def summarize(results: list[dict]) -> dict:
+    """Per (task, backbone) and per backbone statistics of the normalized score."""
+    tasks = sorted({r["task"] for r in results})
+    backbones = list(dict.fromkeys(r["backbone"] for r in results))
+    per_cell, per_backbone = {}, {}
+    for b in backbones:
+        by_task = {}
+        for t in tasks:
+            rs = [r for r in results if r["task"] == t and r["backbone"] == b]
+            if not rs:
+                continue
+            scores = np.array([r["normalized_score"] for r in rs])
+            by_task[t] = scores
+            per_cell[(t, b)] = {
+                "mean": float(scores.mean()), "ci": bootstrap_ci(scores), "n": len(scores),
+                "latency_ms_p50": float(np.mean([r["latency_ms_p50"] for r in rs])),
+                "train_s": float(np.mean([r["train_s"] for r in rs])), "params": int(rs[0]["params"]),
+            }  # fmt: skip
+        all_scores = np.concatenate(list(by_task.values()))
+        per_backbone[b] = {"iqm": iqm(all_scores), "ci": stratified_iqm_ci(by_task), "n": len(all_scores)}
+    return {"tasks": tasks, "backbones": backbones, "cells": per_cell, "aggregate": per_backbone}
+
+
+def markdown(summary: dict) -> str:
+    """Per-task table (mean [95% CI] of the normalized score) and the IQM aggregate."""
+    tasks, backbones = summary["tasks"], summary["backbones"]
+    lines = ["| task | " + " | ".join(backbones) + " |", "|---" * (len(backbones) + 1) + "|"]
+    for t in tasks:
+        row = []
+        for b in backbones:
+            c = summary["cells"].get((t, b))
+            row.append("–" if c is None else f"{c['mean']:.1f} [{c['ci'][0]:.1f}, {c['ci'][1]:.1f}]")
+        lines.append(f"| {t} | " + " | ".join(row) + " |")
+    lines += ["", "| backbone | IQM normalized score [95% CI] | runs | params | latency p50 (ms/step) | train time (s) |",
+              "|---|---|---|---|---|---|"]  # fmt: skip
+    for b in backbones:
+        a = summary["aggregate"][b]
+        cells = [summary["cells"][(t, b)] for t in tasks if (t, b) in summary["cells"]]
+        lines.append(f"| {b} | {a['iqm']:.1f} [{a['ci'][0]:.1f}, {a['ci'][1]:.1f}] | {a['n']} | "
+                     f"{cells[0]['params']:,} | {np.mean([c['latency_ms_p50'] for c in cells]):.3f} | "
+                     f"{np.mean([c['train_s'] for c in cells]):.0f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def plot(summary: dict, path: Path) -> Path:
+    """Score bars with CIs per task and backbone, saved as PNG (atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks, backbones = summary["tasks"], summary["backbones"]
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(tasks) * len(backbones) / 3), 4))
+    width = 0.8 / len(backbones)
+    for j, b in enumerate(backbones):
+        xs, ys, lo, hi = [], [], [], []
+        for i, t in enumerate(tasks):
+            c = summary["cells"].get((t, b))
+            if c:
+                xs.append(i + j * width)
+                ys.append(c["mean"])
+                lo.append(c["mean"] - c["ci"][0])
+                hi.append(c["ci"][1] - c["mean"])
+        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=b)
+    ax.axhline(100, color="k", lw=0.8, ls="--")
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(tasks))], tasks)
+    ax.set_ylabel("normalized score (expert = 100)")
+    ax.legend(ncols=len(backbones), fontsize=8, loc="lower right")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}")
+    fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,15 @@
+"""Demonstration datasets in LeRobot v3 format: collection (:func:`collect_dataset`) and fast window
+reading for training (:class:`WindowDataset`). Everything is local: importing this package sets
+``HF_HUB_OFFLINE=1`` (unless set) so a LeRobot load never turns into a Hub download.
+"""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from .collect import collect_dataset, episode_rng, reference_returns, rollout  # noqa: E402
+from .format import ACTION, DONE, OBS, REWARD, STATE, check_dataset  # noqa: E402
+from .windows import WindowDataset  # noqa: E402
+
+__all__ = ["ACTION", "DONE", "OBS", "REWARD", "STATE", "WindowDataset", "check_dataset", "collect_dataset",
+           "episode_rng", "reference_returns", "rollout"]

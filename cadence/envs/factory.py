@@ -1,0 +1,86 @@
+"""Env configs (``cadence/configs/env/<name>.yaml``) and the single and vector envs built from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+
+import gymnasium as gym
+from omegaconf import DictConfig, OmegaConf
+
+from ..configs import CONFIG_DIR, to_dataclass
+from .partial import FullStateInfo
+from .robustness import RobustnessConfig, apply_robustness
+
+ENV_CONFIG_DIR = CONFIG_DIR / "env"
+
+
+@dataclass
+class EnvConfig:
+    """One task, as in ``cadence/configs/env/<name>.yaml``."""
+
+    name: str
+    """Short name, equal to the YAML file's name."""
+    id: str
+    """Gymnasium id, e.g. ``Cadence/HalfCheetah-P-v5`` or ``HalfCheetah-v5``."""
+    kwargs: dict = field(default_factory=dict)
+    """Passed to ``gymnasium.make``."""
+    expert: str | None = None
+    """Default expert of ``cadence-collect`` (a name in ``cadence.envs.experts.EXPERTS``)."""
+    wrappers: RobustnessConfig = field(default_factory=RobustnessConfig)
+    """Robustness stressors, all off by default."""
+
+    def __post_init__(self):
+        self.wrappers = robustness_config(self.wrappers, f"env {self.name} wrappers")
+
+    @classmethod
+    def load(cls, env: EnvConfig | DictConfig | dict | str) -> EnvConfig:
+        """From a config node or dict, a config name (``"hopper_p"``) or a registered gymnasium id."""
+        if isinstance(env, EnvConfig):
+            return env
+        if isinstance(env, DictConfig | dict):
+            return to_dataclass(cls, env, "env", drop=())
+        if (ENV_CONFIG_DIR / f"{env}.yaml").exists():
+            return to_dataclass(cls, OmegaConf.load(ENV_CONFIG_DIR / f"{env}.yaml"), f"env {env}", drop=())
+        if env in gym.registry:
+            return cls(name=env.replace("/", "_").lower(), id=env)
+        raise ValueError(f"{env!r} is neither an env config name ({', '.join(env_config_names())}) "
+                         "nor a registered gymnasium id")
+
+
+def robustness_config(wrappers: RobustnessConfig | DictConfig | dict, section: str = "wrappers") -> RobustnessConfig:
+    """A :class:`RobustnessConfig` from a config node; an unknown key raises a ValueError listing the valid ones."""
+    if isinstance(wrappers, RobustnessConfig):
+        return wrappers
+    return to_dataclass(RobustnessConfig, wrappers, section, drop=())
+
+
+def env_config_names() -> list[str]:
+    """The names of the env configs shipped in ``cadence/configs/env/``."""
+    return sorted(p.stem for p in ENV_CONFIG_DIR.glob("*.yaml"))
+
+
+def make_env(env_cfg: EnvConfig | DictConfig | dict | str, render_mode: str | None = None,
+             wrappers: RobustnessConfig | dict | None = None) -> gym.Env:  # fmt: skip
+    """The task of ``env_cfg`` with ``info["full_state"]`` on every reset and step, wrapped in the
+    stressors of ``wrappers`` (default: the config's own ``wrappers`` section)."""
+    cfg = EnvConfig.load(env_cfg)
+    env = FullStateInfo(gym.make(cfg.id, render_mode=render_mode, **cfg.kwargs))
+    return apply_robustness(env, cfg.wrappers if wrappers is None else robustness_config(wrappers))
+
+
+def make_vector_env(env_cfg: EnvConfig | DictConfig | dict | str, num_envs: int, asynchronous: bool = False,
+                    seed: int | None = None, wrappers: RobustnessConfig | dict | None = None,
+                    autoreset_mode: gym.vector.AutoresetMode = gym.vector.AutoresetMode.NEXT_STEP) -> gym.vector.VectorEnv:  # fmt: skip
+    """``num_envs`` copies of :func:`make_env` in a Sync- or AsyncVectorEnv (sub-envs in worker processes).
+
+    With ``seed``, the vector env is reset once here with sub-env i seeded ``seed + i`` and the action
+    space is seeded, so later unseeded resets and ``action_space.sample()`` continue reproducible streams.
+    """
+    cfg = EnvConfig.load(env_cfg)
+    cls = gym.vector.AsyncVectorEnv if asynchronous else gym.vector.SyncVectorEnv
+    envs = cls([partial(make_env, cfg, wrappers=wrappers) for _ in range(num_envs)], autoreset_mode=autoreset_mode)
+    if seed is not None:
+        envs.reset(seed=seed)
+        envs.action_space.seed(seed)
+    return envs

@@ -1,0 +1,28 @@
+"""The Gymnasium ids of the Cadence task suite (namespace ``Cadence``), registered on ``import cadence.envs``."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+from .partial import PARTS
+
+PARTIAL_BASES = ("HalfCheetah", "Hopper", "Walker2d", "Ant", "InvertedPendulum", "Swimmer")
+"""MuJoCo v5 tasks with ``-P`` (positions only) and ``-V`` (velocities only) variants."""
+
+
+def partial_ids() -> list[str]:
+    return [f"Cadence/{base}-{part}-v5" for base in PARTIAL_BASES for part in PARTS]
+
+
+def register_tasks() -> list[str]:
+    """Registers every Cadence id (idempotent) and returns them."""
+    for base in PARTIAL_BASES:
+        base_spec = gym.spec(f"{base}-v5")
+        for part in PARTS:
+            gym.register(id=f"Cadence/{base}-{part}-v5", entry_point="cadence.envs.partial:make_partial",
+                         kwargs={"base_id": f"{base}-v5", "part": part},
+                         max_episode_steps=base_spec.max_episode_steps,
+                         reward_threshold=base_spec.reward_threshold)  # fmt: skip
+    # the memory reacher truncates itself at its horizon, which depends on its kwargs
+    gym.register(id="Cadence/MemoryReacher-v0", entry_point="cadence.envs.memory_reacher:MemoryReacherEnv")
+    return [*partial_ids(), "Cadence/MemoryReacher-v0"]

@@ -1,0 +1,63 @@
+"""Collection: the dataset holds exactly what the expert saw and did; parts, resumption and references."""
+
+import numpy as np
+import pytest
+import torch
+
+from cadence.datasets import ACTION, DONE, OBS, REWARD, STATE, WindowDataset, collect_dataset
+from cadence.envs import make_env, make_expert, observation_indices
+
+
+class Recorder:
+    """The LQR expert, logging every full state it was given and every action it returned."""
+
+    name = "lqr"
+
+    def __init__(self):
+        self.expert = make_expert("lqr", make_env("invertedpendulum"))
+        self.seen, self.did = [], []
+
+    def __call__(self, full_state):
+        action = self.expert(full_state)
+        self.seen.append(full_state)
+        self.did.append(action)
+        return action
+
+
+def test_round_trip_frames_and_actions_are_what_the_expert_produced(tmp_path):
+    expert = Recorder()
+    meta = collect_dataset("invertedpendulum_p", expert, episodes=5, root=tmp_path / "ds", noise=0.5, seed=0,
+                           part_episodes=2, reference_episodes=1)  # fmt: skip
+    n = meta["frames"]  # the expert's log also holds the reference episodes run after the recording
+    ds = WindowDataset(tmp_path / "ds", keys=(OBS, STATE, ACTION, REWARD, DONE))
+    assert ds.num_episodes == meta["episodes"] == 5 and len(ds) == n == 5000
+    torch.testing.assert_close(ds.data[STATE], torch.tensor(np.array(expert.seen[:n]), dtype=torch.float32))
+    torch.testing.assert_close(ds.data[ACTION], torch.tensor(np.array(expert.did[:n]), dtype=torch.float32))
+    idx = observation_indices("Cadence/InvertedPendulum-P-v5")
+    torch.testing.assert_close(ds.data[OBS], ds.data[STATE][:, idx])
+    assert ds.data[DONE].sum() == 5 and ds.data[DONE][ds.ep_to - 1].all()
+    assert meta["episode_returns"] == [1000.0] * 5 == [float(ds.episode(e)[REWARD].sum()) for e in range(5)]
+    assert meta["reference"]["expert"] == 1000.0 > meta["reference"]["random"]
+    assert meta["expert"] == "lqr" and meta["noise"] == 0.5 and meta["env"]["id"] == "Cadence/InvertedPendulum-P-v5"
+    assert ds.fps == 25
+
+
+def test_parts_and_extension_write_the_same_frames_as_one_go(tmp_path):
+    kw = dict(noise=0.2, seed=3, reference_episodes=1)
+    collect_dataset("reacher", "reacher", 5, tmp_path / "one", part_episodes=5, **kw)
+    collect_dataset("reacher", "reacher", 2, tmp_path / "parts", part_episodes=1, **kw)
+    collect_dataset("reacher", "reacher", 5, tmp_path / "parts", part_episodes=2, **kw)  # extends 2 -> 5
+    one, parts = (WindowDataset(tmp_path / d, keys=(OBS, ACTION)) for d in ("one", "parts"))
+    for k in (OBS, ACTION):
+        torch.testing.assert_close(one.data[k], parts.data[k], rtol=0, atol=0)
+    assert one.metadata["episode_returns"] == parts.metadata["episode_returns"]
+
+
+def test_other_settings_on_an_existing_collection_are_refused(tmp_path):
+    collect_dataset("reacher", "reacher", 1, tmp_path / "ds", noise=0.1, reference_episodes=1)
+    with pytest.raises(ValueError, match="noise"):
+        collect_dataset("reacher", "reacher", 2, tmp_path / "ds", noise=0.3)
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "x.txt").write_text("x")
+    with pytest.raises(ValueError, match="not a collection by cadence"):
+        collect_dataset("reacher", "reacher", 1, tmp_path / "foreign")
