@@ -81,10 +81,13 @@ def train_bc(cfg: DictConfig) -> dict:
 @hydra.main(config_path="../configs", config_name="train", version_base=None)
 def main(cfg: DictConfig) -> None:
     configure_allocator()
-    if cfg.algo.name == "bc":
-        result = train_bc(cfg)
-    else:
-        raise ValueError(f"algo {cfg.algo.name!r} is not available; choose algo=bc")
+    try:
+        if cfg.algo.name == "bc":
+            result = train_bc(cfg)
+        else:
+            raise ValueError(f"algo {cfg.algo.name!r} is not available; choose algo=bc")
+    except (ValueError, FileNotFoundError) as e:  # configuration and data problems: one line, with the fix
+        raise SystemExit(f"cadence-train: error: {e}") from None
     print(f"{cfg.policy.name} on {cfg.env.name}: score {result.get('score', float('nan')):.1f} -> {cfg.run_dir}")
 
 
