@@ -23,6 +23,7 @@ from hydra import compose
 from omegaconf import DictConfig
 
 from .datasets import collect_dataset
+from .envs import EnvConfig
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class Cell:
         return out / "cells" / self.task / self.backbone / f"seed{self.seed}.json"
 
 
-def dataset_for(task_cfg: DictConfig, out: Path, collect: DictConfig, seed: int) -> Path:
+def dataset_for(task_cfg: DictConfig | EnvConfig, out: Path, collect: DictConfig, seed: int) -> Path:
     """The task's demonstrations under ``out/datasets``, collected on first use."""
     root = out / "datasets" / task_cfg.name
     if not (root / "meta" / "cadence.json").exists():
