@@ -1,0 +1,178 @@
+"""Mamba (Gu & Dao 2023): mambapy's selective SSM blocks, run with an explicit, resettable state.
+
+Symbols (as in :mod:`.base`, the rest as in the paper and mambapy):
+    B batch, L time, D model width (``d_model``), E expand factor, ED = E·D inner width,
+    N SSM state size (``d_state``), W conv width (``d_conv``).
+
+The weights are mambapy's (``mambapy.mamba.Mamba``, held as ``self.mamba``, so a mambapy model's
+``state_dict`` loads under the prefix ``mamba.``); the block's forward is written here because
+mambapy's ``forward`` starts from a zero state and returns none, and its ``step`` cannot reset.
+Per layer, with u = x or the conv output:
+
+    x, z  = in_proj(RMSNorm(x_in))                  (B, L, ED) each
+    u_t   = silu(conv(x)_t)                         depthwise causal conv over x_{t−W+1..t}
+    Δ_t   = softplus(dt_proj(·)), B_t, C_t = x_proj(u_t)
+    h_t   = exp(Δ_t A) ⊙ h_{t−1} + Δ_t B_t u_t      (B, ED, N)
+    y_t   = out_proj((C_t · h_t + D ⊙ u_t) ⊙ silu(z_t)),  x_out = x_in + y
+
+State, batch-first, all layers stacked: conv inputs (B, n_layers, W − 1, ED) (the last W − 1 conv
+inputs, oldest first) and SSM state h (B, n_layers, ED, N).
+
+Resets at t: the conv reads no input from before t (the window is masked, :func:`.mlp.frame_windows`)
+and the recurrence restarts from h = 0 by setting exp(Δ_t A) to 0 at t. The initial state h0 enters
+as exp(Δ_0 A) h0 added to the first input of the scan, so mambapy's ``pscan`` (which starts from
+zero) still applies.
+
+Not used: the ``mamba-ssm`` CUDA kernel (``selective_scan_fn``) takes no initial state and cannot
+reset, so it cannot implement this protocol. On CPU, call ``torch.set_flush_denormal(True)`` before
+timing long sequences: cumulative products of exp(ΔA) reach denormals and slow ``pscan`` ~3x
+(``../shared/notes/anchors.md`` §1.1); Cadence's entry points leave that choice to the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from mambapy.mamba import Mamba, MambaBlock, ResidualBlock
+from mambapy.mamba import MambaConfig as MambapyConfig
+from mambapy.pscan import pscan
+from torch import Tensor, nn
+
+from .base import State, check_input, check_state
+from .mlp import frame_windows
+
+SCANS = ("pscan", "loop")
+
+
+@dataclass
+class MambaConfig:
+    d_model: int = 128
+    """D: block input and output width."""
+    n_layers: int = 2
+    """Residual Mamba blocks."""
+    d_state: int = 16
+    """N: SSM state size per inner channel."""
+    expand: int = 2
+    """E: inner width ED = E·D."""
+    d_conv: int = 4
+    """W: width of the causal depthwise convolution (its state keeps the last W − 1 inputs)."""
+    dt_rank: int | None = None
+    """Rank of the Δ projection; None = ceil(D / 16) (mambapy "auto"), so it grows with D."""
+    scan: str = "pscan"
+    """Evaluation of the recurrence in ``forward``: "pscan" (mambapy's parallel scan, for training) or
+    "loop" (sequential reference; faster without gradients on 2 cores, 3-6x slower backward)."""
+
+    def __post_init__(self):
+        for name in ("d_model", "n_layers", "d_state", "expand", "d_conv"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"MambaConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.dt_rank is not None and self.dt_rank < 1:
+            raise ValueError(f"MambaConfig.dt_rank must be >= 1 or None, got {self.dt_rank}")
+        if self.scan not in SCANS:
+            raise ValueError(f"MambaConfig.scan {self.scan!r} is not one of {SCANS}")
+
+
+# --------------------------------------------------------------------------------------------
+# Selective scan
+# --------------------------------------------------------------------------------------------
+def selective_scan(dA: Tensor, dBu: Tensor, h0: Tensor, method: str) -> Tensor:
+    """All states of h_t = dA_t ⊙ h_{t−1} + dBu_t from h_{−1} = h0.
+
+    Args:
+        dA, dBu: (B, L, ED, N) decay and input of every step.  h0: (B, ED, N).  method: one of SCANS.
+
+    Returns:
+        h: (B, L, ED, N).
+    """
+    first = dBu[:, :1] + dA[:, :1] * h0.unsqueeze(1)  # fold h0 into step 0: pscan starts from zero
+    dBu = torch.cat([first, dBu[:, 1:]], dim=1)
+    if method == "pscan":
+        return pscan(dA, dBu)
+    h, hs = torch.zeros_like(h0), []
+    for t in range(dA.shape[1]):
+        h = dA[:, t] * h + dBu[:, t]
+        hs.append(h)
+    return torch.stack(hs, dim=1)
+
+
+# --------------------------------------------------------------------------------------------
+# Block
+# --------------------------------------------------------------------------------------------
+def mamba_block(
+    block: ResidualBlock, x: Tensor, conv_in: Tensor, h0: Tensor, resets: Tensor | None, scan: str
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One mambapy residual block over a sequence, from a given state.
+
+    Args:
+        block: mambapy ``ResidualBlock`` (RMSNorm + ``MambaBlock`` mixer).
+        x: (B, L, D).  conv_in: (B, W − 1, ED) past conv inputs.  h0: (B, ED, N).
+        resets: (B, L) bool or None.  scan: one of SCANS.
+
+    Returns:
+        x + mixer(norm(x)) (B, L, D), last conv inputs (B, W − 1, ED), last SSM state (B, ED, N).
+    """
+    m: MambaBlock = block.mixer
+    cfg = m.config
+    xs, z = m.in_proj(block.norm(x)).chunk(2, dim=-1)  # (B, L, ED) each
+    windows, conv_in = frame_windows(conv_in, xs, resets)  # (B, L, ED, W)
+    u = F.silu((windows * m.conv1d.weight.squeeze(1)).sum(-1) + m.conv1d.bias)  # depthwise causal conv
+
+    A = -torch.exp(m.A_log)  # (ED, N), A < 0
+    delta, Bs, Cs = torch.split(m.x_proj(u), [cfg.dt_rank, cfg.d_state, cfg.d_state], dim=-1)
+    delta = F.softplus(m.dt_proj(delta))  # (B, L, ED)
+    dA = torch.exp(delta.unsqueeze(-1) * A)  # (B, L, ED, N)
+    if resets is not None:
+        dA = dA * (~resets).to(dA.dtype)[:, :, None, None]  # h_t = dBu_t: the state restarts from zero
+    dBu = (delta * u).unsqueeze(-1) * Bs.unsqueeze(2)  # (B, L, ED, N)
+    hs = selective_scan(dA, dBu, h0, scan)
+    y = (hs @ Cs.unsqueeze(-1)).squeeze(-1) + m.D * u  # (B, L, ED, N) @ (B, L, N, 1) -> (B, L, ED)
+    return x + m.out_proj(y * F.silu(z)), conv_in, hs[:, -1]
+
+
+# --------------------------------------------------------------------------------------------
+# Stack
+# --------------------------------------------------------------------------------------------
+class MambaBackbone(nn.Module):
+    """n_layers mambapy residual blocks -> RMSNorm.
+
+    State: (conv inputs (B, n_layers, W − 1, ED), SSM state h (B, n_layers, ED, N)).
+    """
+
+    def __init__(self, cfg: MambaConfig, control_period: float | None = None):
+        super().__init__()
+        self.cfg, self.d_model = cfg, cfg.d_model
+        self.mcfg = MambapyConfig(
+            d_model=cfg.d_model, n_layers=cfg.n_layers, d_state=cfg.d_state, expand_factor=cfg.expand,
+            d_conv=cfg.d_conv, dt_rank=cfg.dt_rank or "auto",
+        )  # fmt: skip
+        self.mamba = Mamba(self.mcfg)
+        self.norm = nn.RMSNorm(cfg.d_model, eps=self.mcfg.rms_norm_eps)
+
+    def initial_state(self, batch_size: int, device=None, dtype=None) -> State:
+        """Zeros: conv inputs (B, n_layers, W − 1, ED) and SSM state (B, n_layers, ED, N)."""
+        p, c = self.norm.weight, self.mcfg
+        kw = {"device": device or p.device, "dtype": dtype or p.dtype}
+        return (torch.zeros(batch_size, c.n_layers, c.d_conv - 1, c.d_inner, **kw),
+                torch.zeros(batch_size, c.n_layers, c.d_inner, c.d_state, **kw))  # fmt: skip
+
+    def forward(self, x: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State]:
+        """x (B, L, D), state, resets (B, L) bool -> (y (B, L, D), state after x[:, -1])."""
+        check_input("x", x, self.d_model, seq=True)
+        if state is None:
+            state = self.initial_state(x.shape[0], x.device, x.dtype)
+        check_state("Mamba state", state, self.initial_state(x.shape[0], "meta", x.dtype))
+        conv_in, h = state
+        new_conv, new_h = [], []
+        for i, block in enumerate(self.mamba.layers):
+            x, c, hi = mamba_block(block, x, conv_in[:, i], h[:, i], resets, self.cfg.scan)
+            new_conv.append(c)
+            new_h.append(hi)
+        return self.norm(x), (torch.stack(new_conv, 1), torch.stack(new_h, 1))
+
+    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """x (B, D), state -> (y (B, D), new state)."""
+        check_input("x", x, self.d_model, seq=False)
+        y, state = self.forward(x.unsqueeze(1), state)
+        return y.squeeze(1), state
