@@ -2,8 +2,8 @@
 
 Every cell is ``cadence-train algo=bc`` composed from the same YAML files as the CLI, with the same
 dataset, encoder, head, parameter budget, optimizer, schedule, number of gradient steps and seed for
-every backbone; only ``policy=`` changes. A finished cell is skipped (its JSON is read back), so an
-interrupted grid continues where it stopped.
+every backbone; only ``policy=`` changes. A finished cell is skipped (its JSON is read back) and an
+interrupted one resumes from its last checkpoint, so an interrupted grid continues where it stopped.
 
 Statistics (rliable-style): per task and backbone the mean normalized score with a 95% bootstrap
 confidence interval over seeds; per backbone the interquartile mean (IQM) over all task × seed runs
@@ -55,6 +55,7 @@ def run_cell(cell: Cell, out: Path, dataset: Path, budget: int, train_overrides:
     if path.exists():
         return json.loads(path.read_text())
     overrides = ["algo=bc", f"policy={cell.backbone}", f"env={cell.task}", f"seed={cell.seed}", f"device={device}",
+                 "resume=true",  # a cell interrupted mid-training continues from its last checkpoint
                  f"dataset={dataset}", f"policy.param_budget={budget}",
                  f"run_dir={out / 'runs' / cell.task / cell.backbone / f'seed{cell.seed}'}"]  # fmt: skip
     overrides += [f"algo.{k}={v}" for k, v in train_overrides.items()]
