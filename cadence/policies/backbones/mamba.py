@@ -7,11 +7,11 @@ Symbols (as in :mod:`.base`, the rest as in the paper and mambapy):
 The weights are mambapy's (``mambapy.mamba.Mamba``, held as ``self.mamba``, so a mambapy model's
 ``state_dict`` loads under the prefix ``mamba.``); the block's forward is written here because
 mambapy's ``forward`` starts from a zero state and returns none, and its ``step`` cannot reset.
-Per layer, with u = x or the conv output:
+``step`` is ``forward`` over one step. Per layer:
 
     x, z  = in_proj(RMSNorm(x_in))                  (B, L, ED) each
     u_t   = silu(conv(x)_t)                         depthwise causal conv over x_{t−W+1..t}
-    Δ_t   = softplus(dt_proj(·)), B_t, C_t = x_proj(u_t)
+    δ_t, B_t, C_t = x_proj(u_t),  Δ_t = softplus(dt_proj(δ_t))   (B, L, ED) for Δ
     h_t   = exp(Δ_t A) ⊙ h_{t−1} + Δ_t B_t u_t      (B, ED, N)
     y_t   = out_proj((C_t · h_t + D ⊙ u_t) ⊙ silu(z_t)),  x_out = x_in + y
 
@@ -26,7 +26,7 @@ zero) still applies.
 Not used: the ``mamba-ssm`` CUDA kernel (``selective_scan_fn``) takes no initial state and cannot
 reset, so it cannot implement this protocol. On CPU, call ``torch.set_flush_denormal(True)`` before
 timing long sequences: cumulative products of exp(ΔA) reach denormals and slow ``pscan`` ~3x
-(``../shared/notes/anchors.md`` §1.1); Cadence's entry points leave that choice to the caller.
+(``../shared/notes/anchors.md`` §1.1); this module leaves that process-wide setting alone.
 """
 
 from __future__ import annotations

@@ -28,15 +28,14 @@ How stepping and training windows match (``step_mode="kv_cache"``, the default):
 
 ``step_mode="window"`` is what a naive GPT policy does: the state holds the last C *inputs*
 (B, C, D) and their count, and every call (``step`` or ``forward``) re-runs the whole network over
-[stored inputs, new inputs], O(K²) work per step. It equals ``kv_cache`` mode and training while the
-episode is shorter than K steps; later it differs when n_layers > 1, because the re-run forgets the
+[stored inputs, new inputs], O(K²) work per step. It equals ``kv_cache`` mode and training for the
+first K steps of an episode; later it differs when n_layers > 1, because the re-run forgets the
 inputs older than K steps that deeper layers of the sliding-window model still see. From a zero
 state, ``forward`` over a whole episode is the same function in both modes.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
