@@ -1,0 +1,198 @@
+"""Per-step control latency at batch 1, per backbone, as the episode grows; and LinOSS long-run stability.
+
+For each backbone at the 0.1M and 0.5M parameter budgets (``PolicyConfig(param_budget=...)``), with
+1 and 2 torch threads, it advances a :class:`cadence.deploy.Controller` to K ∈ {16, 256, 4096,
+50000} steps into an episode (``policy.forward`` over K random observations gives the state) and
+times the next 1000 steps one by one (after a warm-up of 100 steps from a fresh episode), reporting
+p50 / p99 in µs. Rows: LinOSS with the fused step run by TorchScript (the Controller's default),
+the fused step in eager PyTorch, and the generic ``backbone.step`` (TorchScript); GRU, Mamba, MLP;
+the Transformer in its two ``step_mode``\\ s ("kv_cache", "window").
+
+Then, unless ``--stability-steps 0``, it steps a 0.1M LinOSS policy of each variant (im, imex,
+damped) for ``--stability-steps`` steps on random observations within 3 training std and reports
+the largest state entry per quarter of the run (:func:`cadence.deploy.state_envelope`) and the time.
+
+    python benchmarks/latency.py [--write docs/benchmarks.md] [--steps 1000] [--stability-steps 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from cadence.deploy import Controller, ControllerConfig, state_envelope
+from cadence.policies import PolicyConfig, count_params, make_policy
+
+from report import describe_machine, git_commit, write_section
+
+OBS = gym.spaces.Box(-np.inf, np.inf, (17,), np.float32)  # HalfCheetah-sized observation and action
+ACT = gym.spaces.Box(-1.0, 1.0, (6,), np.float32)
+CONTROL_PERIOD = 0.02
+BUDGETS = (100_000, 500_000)
+THREADS = (1, 2)
+EPISODE_STEPS = (16, 256, 4096, 50_000)
+BUDGET_LINES_MS = (1.0, 2.0)
+ADVANCE_CHUNK = 2048  # steps per policy.forward call when advancing the state
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    label: str
+    backbone: str
+    backbone_kwargs: dict = dataclasses.field(default_factory=dict)
+    controller: ControllerConfig = dataclasses.field(default_factory=ControllerConfig)
+
+
+ROWS = (
+    Row("linoss fused (TorchScript)", "linoss"),
+    Row("linoss fused (eager)", "linoss", controller=ControllerConfig(runtime="eager")),
+    Row("linoss generic (TorchScript)", "linoss", controller=ControllerConfig(fused=False)),
+    Row("gru", "gru"),
+    Row("mamba", "mamba", {"scan": "loop"}),  # pscan is a Python autograd.Function: not traceable to a file
+    Row("mlp", "mlp"),
+    Row("transformer kv_cache", "transformer", {"step_mode": "kv_cache"}),
+    Row("transformer window", "transformer", {"step_mode": "window"}),
+)
+
+
+def build(row: Row, budget: int):
+    cfg = PolicyConfig(backbone=row.backbone, param_budget=budget, backbone_kwargs=row.backbone_kwargs)
+    return make_policy(cfg, OBS, ACT, CONTROL_PERIOD).eval()
+
+
+@torch.no_grad()
+def advance(policy, K: int, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
+    """The state after K random observations, by ``policy.forward`` in chunks (batch 1)."""
+    state = policy.initial_state(1)
+    for start in range(0, K, ADVANCE_CHUNK):
+        obs = torch.from_numpy(rng.normal(size=(1, min(ADVANCE_CHUNK, K - start), OBS.shape[0])).astype(np.float32))
+        _, state = policy(obs, state)
+    return state
+
+
+def time_steps(controller: Controller, state, obs: np.ndarray) -> np.ndarray:
+    """Seconds per call of ``controller`` over obs (N, O), starting from ``state``."""
+    controller.reset(state)
+    times = np.empty(len(obs))
+    for i, o in enumerate(obs):
+        t0 = time.perf_counter()
+        controller(o)
+        times[i] = time.perf_counter() - t0
+    return times
+
+
+def measure(steps: int, rows=ROWS) -> list[dict]:
+    rng = np.random.default_rng(0)
+    results = []
+    for budget in BUDGETS:
+        for row in rows:
+            torch.manual_seed(0)
+            policy = build(row, budget)
+            states = {K: advance(policy, K, rng) for K in EPISODE_STEPS}
+            for threads in THREADS:
+                torch.set_num_threads(threads)
+                controller = Controller(policy, row.controller)
+                warm = rng.normal(size=(100, OBS.shape[0])).astype(np.float32)
+                time_steps(controller, None, warm)
+                result = {"row": row.label, "budget": budget, "d_model": policy.cfg.d_model,
+                          "params": count_params(policy), "threads": threads}  # fmt: skip
+                for K, state in states.items():
+                    t = time_steps(controller, state, rng.normal(size=(steps, OBS.shape[0])).astype(np.float32))
+                    result[K] = (np.percentile(t, 50) * 1e6, np.percentile(t, 99) * 1e6)
+                results.append(result)
+                print(result, f"load {os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
+    return results
+
+
+def stability(n_steps: int) -> list[dict]:
+    torch.set_num_threads(1)
+    out = []
+    for variant in ("im", "imex", "damped"):
+        torch.manual_seed(0)
+        policy = build(Row(variant, "linoss", {"variant": variant}), BUDGETS[0])
+        t0 = time.perf_counter()
+        envelope = state_envelope(Controller(policy), n_steps)
+        out.append({"variant": variant, "envelope": envelope, "seconds": time.perf_counter() - t0})
+        print(out[-1], file=sys.stderr, flush=True)
+    return out
+
+
+def latency_table(results: list[dict], threads: int) -> str:
+    head = "| policy | params (d_model) | " + " | ".join(f"K={K}" for K in EPISODE_STEPS)
+    head += " | " + " | ".join(f"p99 ≤ {ms:g} ms" for ms in BUDGET_LINES_MS) + " |"
+    lines = [head, "|" + "---|" * (3 + len(EPISODE_STEPS) + len(BUDGET_LINES_MS) - 1)]
+    for r in (r for r in results if r["threads"] == threads):
+        cells = [f"{r[K][0]:.0f} / {r[K][1]:.0f}" for K in EPISODE_STEPS]
+        worst = max(r[K][1] for K in EPISODE_STEPS) / 1e3
+        fits = ["yes" if worst <= ms else f"no ({worst:.1f} ms)" for ms in BUDGET_LINES_MS]
+        lines.append(f"| {r['row']} | {r['params'] / 1e3:.0f}k ({r['d_model']}) | " + " | ".join(cells + fits) + " |")
+    return "\n".join(lines)
+
+
+def targets(results: list[dict]) -> str:
+    def find(label, threads):
+        return next(r for r in results if r["row"] == label and r["budget"] == 500_000 and r["threads"] == threads)
+
+    lines = []
+    for threads in THREADS:
+        fused, gpt = find("linoss fused (TorchScript)", threads), find("transformer kv_cache", threads)
+        p99 = max(fused[K][1] for K in EPISODE_STEPS)
+        ratio = gpt[4096][0] / fused[4096][0]
+        lines.append(f"- {threads} thread(s): LinOSS 0.5M fused p99 (worst K) = {p99:.0f} µs — target ≤ 500 µs "
+                     f"{'met' if p99 <= 500 else 'NOT met'}; GPT (kv_cache) / LinOSS p50 at K=4096 = {ratio:.2f}× "
+                     f"— target ≥ 3× {'met' if ratio >= 3 else 'NOT met'}.")  # fmt: skip
+    return "\n".join(lines)
+
+
+def stability_table(rows: list[dict], n_steps: int) -> str:
+    lines = ["| variant | max \\|state\\| per quarter of the run | last / second quarter | time | µs/step |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        env = r["envelope"]
+        lines.append(f"| {r['variant']} | {', '.join(f'{e:.3g}' for e in env)} | {env[-1] / env[1]:.2f} | "
+                     f"{r['seconds']:.0f} s | {r['seconds'] / n_steps * 1e6:.0f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--write", type=Path, help="replace the '## Per-step latency' section of this Markdown file")
+    parser.add_argument("--steps", type=int, default=1000, help="timed steps per point")
+    parser.add_argument("--stability-steps", type=int, default=1_000_000, help="steps per LinOSS variant (0 = skip)")
+    args = parser.parse_args()
+    torch.set_flush_denormal(True)
+    load_before = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    results = measure(args.steps)
+    stable = stability(args.stability_steps) if args.stability_steps else []
+    parts = [
+        "## Per-step latency\n",
+        f"`python benchmarks/latency.py --write docs/benchmarks.md` at {git_commit()} on {describe_machine()}. "
+        f"Load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
+        f"({time.perf_counter() - t0:.0f} s): the machine is shared, so compare rows within this run.\n",
+        f"Batch 1, {OBS.shape[0]}-dim observation, {ACT.shape[0]}-dim action; one call of `cadence.deploy.Controller` "
+        f"(input check, step, NumPy out). Cells: p50 / p99 µs over {args.steps} steps taken after K steps of the "
+        "same episode. Transformer: context 32 (its default), so the KV cache stops growing at K = 31.\n",
+    ]
+    for threads in THREADS:
+        parts += [f"### {threads} torch thread{'s' if threads > 1 else ''}\n", latency_table(results, threads) + "\n"]
+    parts += ["### Targets (0.5M parameters)\n", targets(results) + "\n"]
+    if stable:
+        parts += [f"### LinOSS long-run stability ({args.stability_steps:,} steps, 0.1M policy, 1 thread)\n",
+                  stability_table(stable, args.stability_steps) + "\n"]  # fmt: skip
+    section = "\n".join(parts)
+    print(section)
+    if args.write:
+        write_section(args.write, "## Per-step latency", section)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""The deployment loop's side of a policy: one observation in, one action out, for hours.
+
+Symbols: O observation dim, A action dim.
+
+:class:`Controller` runs a :class:`~cadence.deploy.step.PolicyStep` at batch 1 with the recurrent
+state held between calls::
+
+    controller = Controller.from_pretrained("runs/x/checkpoints/best")
+    controller.reset()                       # at every episode start
+    action = controller(obs)                 # obs (O,) -> action (A,), environment units
+
+Per call it copies ``obs`` into a preallocated float32 buffer, checks it (the guard below), runs
+the step without autograd and returns the action as a NumPy view of the step's output. The state
+tensors of a fresh episode are allocated once; ``reset()`` points back to them (the step never
+writes into its inputs). The step itself is the backbone's fused kernel when one is registered
+(:data:`~cadence.deploy.step.FUSED_STEPS`), traced and frozen by TorchScript (``runtime``).
+
+Guard: an observation with a NaN, an inf, or an entry more than ``obs_limit`` training standard
+deviations from the training mean is *bad*. ``on_bad_obs="raise"`` raises a ``ValueError`` naming
+the entries; ``"hold"`` returns the previous action again without advancing the state, and counts
+the event in ``bad_obs_count`` (before the first good observation of an episode it returns the
+training-mean action, clipped to the bounds).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from cadence.policies.backbones.base import check_state
+from cadence.policies.policy import SequencePolicy
+
+from .step import PolicyStep
+
+RUNTIMES = ("torchscript", "eager")
+BAD_OBS_ACTIONS = ("raise", "hold")
+
+
+@dataclass
+class ControllerConfig:
+    """How a :class:`Controller` runs its policy."""
+
+    fused: bool = True
+    """Use the backbone's fused step if one is registered (LinOSS); False = the generic ``backbone.step``."""
+    runtime: str = "torchscript"
+    """"torchscript": trace and freeze the step once (about 2x faster than eager for LinOSS, see
+    docs/deploy.md); "eager": plain PyTorch modules."""
+    on_bad_obs: str = "raise"
+    """What to do with a NaN / inf / out-of-range observation: "raise" or "hold" (see module doc)."""
+    obs_limit: float | None = 100.0
+    """Largest accepted |obs − mean| / std per entry (training statistics); None = only require finite."""
+
+    def __post_init__(self):
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"ControllerConfig.runtime {self.runtime!r} is not one of {RUNTIMES}")
+        if self.on_bad_obs not in BAD_OBS_ACTIONS:
+            raise ValueError(f"ControllerConfig.on_bad_obs {self.on_bad_obs!r} is not one of {BAD_OBS_ACTIONS}")
+        if self.obs_limit is not None and not self.obs_limit > 0:
+            raise ValueError(f"ControllerConfig.obs_limit must be > 0 or None, got {self.obs_limit}")
+
+
+def trace_step(step: PolicyStep) -> torch.jit.ScriptModule:
+    """TorchScript of ``step`` at batch 1 (traced: the step has no data-dependent control flow)."""
+    with warnings.catch_warnings():
+        # deprecated since torch 2.10, but still the fastest single-step path measured here (docs/deploy.md)
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace.*` is deprecated")
+        # the backbones' shape checks run once, at trace time: right for the fixed batch-1 shapes traced here
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        return torch.jit.trace(step, step.example_inputs(1))
+
+
+class Controller:
+    """A policy stepped one observation at a time (see the module docstring)."""
+
+    def __init__(self, policy: SequencePolicy, config: ControllerConfig | None = None):
+        self.config = config or ControllerConfig()
+        self.step = PolicyStep(policy, fused=self.config.fused)
+        self.obs_dim, self.act_dim = self.step.obs_dim, self.step.act_dim
+        self._run: nn.Module = self.step
+        if self.config.runtime == "torchscript":
+            self._run = torch.jit.freeze(trace_step(self.step))
+        self._obs = torch.zeros(1, self.obs_dim)  # (1, O) input buffer
+        self._obs_np = self._obs.numpy()[0]  # (O,) NumPy view of the same memory
+        self._initial_state = self.step.initial_state(1)
+        norm = policy.obs_norm
+        limit = self.config.obs_limit
+        mean, std = norm.mean.detach().cpu().numpy(), norm.std.detach().cpu().numpy()
+        big = np.finfo(np.float32).max  # without a limit, still reject inf
+        self._obs_low = (mean - limit * std if limit is not None else np.full_like(mean, -big)).astype(np.float32)
+        self._obs_high = (mean + limit * std if limit is not None else np.full_like(mean, big)).astype(np.float32)
+        with torch.no_grad():
+            mean_action = policy.to_env_action(torch.zeros(1, self.act_dim, device=norm.mean.device))
+        self._mean_action = mean_action.cpu().numpy()[0]
+        self.bad_obs_count = 0
+        self.reset()
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, config: ControllerConfig | None = None) -> "Controller":
+        """Load a ``SequencePolicy.save_pretrained`` checkpoint onto the CPU."""
+        return cls(SequencePolicy.from_pretrained(directory), config)
+
+    @property
+    def backbone_kind(self) -> str:
+        """"fused" or "generic": which backbone step runs."""
+        return self.step.backbone_kind
+
+    @property
+    def state(self) -> tuple[Tensor, ...]:
+        """The recurrent state after the last call (batch 1; layout of ``policy.initial_state``)."""
+        return self._state
+
+    def reset(self, state: tuple[Tensor, ...] | None = None) -> None:
+        """Start a new episode from the zero state, or from ``state`` (batch 1, e.g. the state that
+        ``policy.forward`` returns after a prefix of an episode). No previous action; ``bad_obs_count``
+        keeps counting."""
+        if state is not None:
+            check_state("Controller.reset state", tuple(state), self._initial_state)
+        self._state = self._initial_state if state is None else tuple(state)
+        self._last_action = self._mean_action
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """obs (O,) in environment units -> action (A,) float32 in environment units, clipped."""
+        obs = np.asarray(obs)
+        if obs.shape != (self.obs_dim,):
+            raise ValueError(f"obs has shape {obs.shape}, expected ({self.obs_dim},); one observation per call")
+        np.copyto(self._obs_np, obs, casting="same_kind")
+        if not ((self._obs_np >= self._obs_low) & (self._obs_np <= self._obs_high)).all():  # NaN fails both
+            return self._bad_observation()
+        action, *state = self._run(self._obs, *self._state)
+        self._state = tuple(state)
+        self._last_action = action.numpy()[0]
+        return self._last_action
+
+    def _bad_observation(self) -> np.ndarray:
+        self.bad_obs_count += 1
+        if self.config.on_bad_obs == "hold":
+            return self._last_action
+        bad = np.flatnonzero(~((self._obs_np >= self._obs_low) & (self._obs_np <= self._obs_high)))
+        raise ValueError(
+            f"observation entries {bad.tolist()} are NaN, inf or beyond obs_limit={self.config.obs_limit} "
+            f"training std from the mean (values {self._obs_np[bad].tolist()}); fix the sensor pipeline, "
+            "raise ControllerConfig.obs_limit, or use on_bad_obs='hold'"
+        )
