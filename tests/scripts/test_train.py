@@ -1,5 +1,6 @@
 """cadence-train (BC) from the command line: trains, is killed, resumes; bad input gives one-line errors."""
 
+import json
 import os
 import signal
 import subprocess
@@ -56,3 +57,19 @@ def test_unknown_config_key_is_one_line(dataset, tmp_path):
     r = run([f"dataset={dataset}", f"run_dir={tmp_path / 'run'}", "+algo.stepz=10"])
     assert r.returncode != 0
     assert r.stderr.strip().splitlines()[-1].startswith("cadence-train: error: unknown key(s) ['stepz'] in algo; valid keys:")
+
+
+def test_eval_cli_writes_results_and_video(dataset, tmp_path):
+    run_dir = tmp_path / "run"
+    trained = run([f"dataset={dataset}", f"run_dir={run_dir}", "policy=gru", "policy.d_model=16", "algo.steps=5",
+                   "algo.eval_episodes=1", "algo.eval_envs=1"])  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    out = tmp_path / "eval"
+    r = subprocess.run([sys.executable, "-m", "cadence.scripts.eval", f"checkpoint={run_dir / 'checkpoints' / 'last'}",
+                        "episodes=3", "num_envs=2", "video=true", f"out={out}"],
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.loads((out / "results.json").read_text())
+    assert result["episodes"] == 3 and result["normalized_score"] is not None and result["env"] == "invertedpendulum_p"
+    assert (out / "episode_0.mp4").stat().st_size > 1000
+    assert "normalized score" in r.stdout
