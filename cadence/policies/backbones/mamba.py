@@ -160,13 +160,16 @@ class MambaBackbone(nn.Module):
     def forward(self, x: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State]:
         """x (B, L, D), state, resets (B, L) bool -> (y (B, L, D), state after x[:, -1])."""
         check_input("x", x, self.d_model, seq=True)
+        return self._run(x, state, resets, self.cfg.scan)
+
+    def _run(self, x: Tensor, state: State | None, resets: Tensor | None, scan: str) -> tuple[Tensor, State]:
         if state is None:
             state = self.initial_state(x.shape[0], x.device, x.dtype)
         check_state("Mamba state", state, self.initial_state(x.shape[0], "meta", x.dtype))
         conv_in, h = state
         new_conv, new_h = [], []
         for i, block in enumerate(self.mamba.layers):
-            x, c, hi = mamba_block(block, x, conv_in[:, i], h[:, i], resets, self.cfg.scan)
+            x, c, hi = mamba_block(block, x, conv_in[:, i], h[:, i], resets, scan)
             new_conv.append(c)
             new_h.append(hi)
         return self.norm(x), (torch.stack(new_conv, 1), torch.stack(new_h, 1))
@@ -174,5 +177,6 @@ class MambaBackbone(nn.Module):
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
         """x (B, D), state -> (y (B, D), new state)."""
         check_input("x", x, self.d_model, seq=False)
-        y, state = self.forward(x.unsqueeze(1), state)
+        # one step: the loop is exact and avoids pscan's autograd Function (not scriptable, slower)
+        y, state = self._run(x.unsqueeze(1), state, None, "loop")
         return y.squeeze(1), state
