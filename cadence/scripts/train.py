@@ -24,26 +24,13 @@ from cadence.configs import to_dataclass
 from cadence.envs import make_env
 from cadence.evaluation import evaluate
 from cadence.perf import configure_allocator
-from cadence.policies import PolicyConfig, count_params, make_policy
+from cadence.policies import count_params
 from cadence.training.bc import BCConfig, BCTrainer
 from cadence.training.demonstrations import load_demonstrations
+from cadence.training.ppo import train_ppo
+from cadence.training.run import build_policy, check_run_dir
 
 log = logging.getLogger("cadence.train")
-
-
-def check_run_dir(run_dir: Path, resume: bool) -> None:
-    if (run_dir / "checkpoints" / "last").exists() and not resume:
-        raise ValueError(f"{run_dir} already holds a run; pass resume=true to continue it or run_dir=NEW_DIR to start another")
-
-
-def build_policy(cfg: DictConfig, env, stats: dict | None = None):
-    """The policy for ``env``'s spaces from ``cfg.policy``, with normalization statistics if given."""
-    pcfg = to_dataclass(PolicyConfig, cfg.policy, "policy")
-    policy = make_policy(pcfg, env.observation_space, env.action_space, control_period=env.unwrapped.dt)
-    if stats is not None:
-        policy.obs_norm.set_stats(stats["observation"]["mean"], stats["observation"]["std"])
-        policy.action_norm.set_stats(stats["action"]["mean"], stats["action"]["std"])
-    return policy
 
 
 def train_bc(cfg: DictConfig) -> dict:
@@ -84,8 +71,10 @@ def main(cfg: DictConfig) -> None:
     try:
         if cfg.algo.name == "bc":
             result = train_bc(cfg)
+        elif cfg.algo.name == "ppo":
+            result = train_ppo(cfg)
         else:
-            raise ValueError(f"algo {cfg.algo.name!r} is not available; choose algo=bc")
+            raise ValueError(f"algo {cfg.algo.name!r} is not available; choose algo=bc or algo=ppo")
     except (ValueError, FileNotFoundError) as e:  # configuration and data problems: one line, with the fix
         raise SystemExit(f"cadence-train: error: {e}") from None
     print(f"{cfg.policy.name} on {cfg.env.name}: score {result.get('score', float('nan')):.1f} -> {cfg.run_dir}")

@@ -1,0 +1,620 @@
+"""Recurrent PPO for a SequencePolicy with any backbone (CleanRL's ``ppo_continuous_action.py`` and
+``ppo_atari_lstm.py`` in one module, generalized to the backbone protocol).
+
+Symbols: N environments (``num_envs``), S rollout steps per environment (``num_steps``), T chunk length
+(``seq_len``), C = S / T chunks per environment, M = C·N sequences per rollout, O observation dim,
+A action dim, D model width.
+
+One iteration:
+
+1. **Rollout.** The policy steps the N environments S times in its recurrent stepping mode
+   (``backbone.step``), sampling actions from the gaussian head. Vector envs use
+   ``AutoresetMode.SAME_STEP``: the observation returned with a done flag is the next episode's first,
+   so ``resets[t]`` (the done flag of step t − 1) marks the steps whose state is zeroed before they are
+   consumed. The backbone state is stored at the start of every chunk of T steps. A truncated episode
+   (time limit) is bootstrapped: γ·V(``info["final_obs"]``), evaluated with the episode's own state,
+   is added to its last reward.
+2. **Advantages.** GAE(λ) over the S steps, bootstrapped from the value of the next observation.
+3. **Update.** The rollout is cut into M sequences (chunk c of environment n is sequence c·N + n),
+   each re-run with the parallel ``forward`` from its stored state; episode resets inside a sequence
+   are handled by passing ``resets`` (M, T) to the resettable scan, so no step is dropped. Minibatches
+   are sets of whole sequences (CleanRL's "minibatches by environment"); with ``seq_len = num_steps``
+   a sequence is an environment's whole rollout, exactly as in ``ppo_atari_lstm.py``. Loss: clipped
+   surrogate, (clipped) value loss, entropy bonus; advantages normalized per minibatch.
+
+The network is kept in eval mode throughout: the ratio π/π_old compares the update's log-probs with
+the rollout's, so both must come from the same function (no dropout, no batch statistics).
+
+Normalization lives in the checkpoint: observation running statistics are written into the policy's
+``obs_norm`` buffers (frozen during an iteration, updated after it, so the rollout and its update see
+the same statistics); the head's normalized action units map [-1, 1] onto the action bounds
+(``action_norm``). Rewards are scaled by a running std of the discounted return and clipped, as
+Gymnasium's ``NormalizeReward`` does; that only shapes training.
+
+Checkpoints: ``RUN_DIR/checkpoints/best`` (highest deterministic evaluation return) and ``last`` (with
+``training_state.pt``: network, value head, critic, optimizer, schedule, statistics and the sampling
+generator, loaded with ``weights_only=True``) are ``save_pretrained`` directories of the policy, so any
+Cadence tool can load them. Environment state cannot be saved, so every ``fit`` and every write of
+``last`` starts fresh episodes, seeded from (seed, iteration): a resumed run is the uninterrupted run,
+step for step. The cut episodes are bootstrapped like any rollout end and left out of episodic stats.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.wrappers.utils import RunningMeanStd
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor, nn
+from torch.utils.tensorboard import SummaryWriter
+
+from ..configs import to_dataclass
+from ..envs import make_env, make_vector_env
+from ..evaluation import evaluate
+from ..policies import SequencePolicy, count_params
+from ..policies.backbones import State, cat_states, index_state, reset_state
+from .bc import STATE_FILE, param_groups, warmup_cosine
+from .progress import progress_bar
+from .run import build_policy, check_run_dir
+
+log = logging.getLogger(__name__)
+CRITICS = ("shared", "separate")
+
+
+@dataclass
+class PPOConfig:
+    """PPO hyperparameters (``cadence/configs/algo/ppo.yaml``); defaults follow CleanRL's MuJoCo PPO."""
+
+    total_steps: int = 1_000_000
+    """Environment steps over all environments."""
+    num_envs: int = 8
+    """N, parallel environments."""
+    num_steps: int = 256
+    """S, steps per environment per rollout (batch = N·S steps)."""
+    seq_len: int = 64
+    """T, steps per training sequence; the backbone state is stored every T steps. Divides num_steps."""
+    num_minibatches: int = 4
+    """Minibatches per epoch; each holds M / num_minibatches whole sequences. Divides M = N·S/T."""
+    update_epochs: int = 10
+    """Passes over the rollout per iteration."""
+    lr: float = 3e-4
+    """Adam learning rate."""
+    backbone_lr: float | None = None
+    """Learning rate of the backbone(s); None uses ``lr``."""
+    anneal_lr: bool = True
+    """Cosine decay of the learning rates to zero over the run."""
+    weight_decay: float = 0.0
+    """AdamW weight decay (matrices only, as in BC)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """λ of GAE."""
+    clip_coef: float = 0.2
+    """Surrogate clipping range ε."""
+    clip_vloss: bool = True
+    """Clip the value update to ±clip_coef around the rollout's value."""
+    ent_coef: float = 0.0
+    """Entropy bonus coefficient."""
+    vf_coef: float = 0.5
+    """Value loss coefficient."""
+    max_grad_norm: float = 0.5
+    """Max global gradient norm."""
+    target_kl: float | None = None
+    """Stop the iteration's epochs once the approximate KL exceeds this; None never stops early."""
+    norm_adv: bool = True
+    """Normalize advantages per minibatch."""
+    norm_obs: bool = True
+    """Keep running observation statistics in the policy's ``obs_norm``."""
+    norm_reward: bool = True
+    """Scale rewards by the running std of the discounted return."""
+    reward_clip: float = 10.0
+    """Clip normalized rewards to ±reward_clip."""
+    critic: str = "shared"
+    """"shared": the value head reads the policy's backbone features; "separate": its own encoder and backbone."""
+    asynchronous: bool = False
+    """AsyncVectorEnv (sub-envs in worker processes) instead of SyncVectorEnv."""
+    eval_every: int = 50_000
+    """Deterministic evaluation every this many environment steps (and at the end); 0: only at the end."""
+    eval_episodes: int = 10
+    """Episodes per evaluation."""
+    eval_envs: int = 5
+    """Sub-envs of the evaluation vector env."""
+    save_every: int = 100_000
+    """Environment steps between writes of checkpoints/last (also written at the end)."""
+
+    def __post_init__(self):
+        for name in ("total_steps", "num_envs", "num_steps", "seq_len", "num_minibatches", "update_epochs",
+                     "eval_episodes", "eval_envs", "save_every"):  # fmt: skip
+            if getattr(self, name) < 1:
+                raise ValueError(f"algo.{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_steps % self.seq_len:
+            raise ValueError(f"algo.seq_len={self.seq_len} must divide algo.num_steps={self.num_steps}")
+        if self.num_sequences % self.num_minibatches:
+            raise ValueError(f"algo.num_minibatches={self.num_minibatches} must divide the {self.num_sequences} "
+                             f"sequences per rollout (num_envs·num_steps/seq_len)")  # fmt: skip
+        if self.total_steps < self.batch_size:
+            raise ValueError(f"algo.total_steps={self.total_steps} is less than one rollout "
+                             f"(num_envs·num_steps = {self.batch_size})")  # fmt: skip
+        if self.critic not in CRITICS:
+            raise ValueError(f"algo.critic {self.critic!r} is not one of {CRITICS}")
+        if not 0 < self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
+            raise ValueError(f"algo.gamma={self.gamma} must be in (0, 1] and algo.gae_lambda={self.gae_lambda} "
+                             "in [0, 1]")  # fmt: skip
+        if self.eval_every < 0:
+            raise ValueError(f"algo.eval_every must be >= 0, got {self.eval_every}")
+
+    # to be filled in at runtime (CleanRL): derived sizes
+    @property
+    def batch_size(self) -> int:
+        """N·S environment steps per iteration."""
+        return self.num_envs * self.num_steps
+
+    @property
+    def num_sequences(self) -> int:
+        """M = N·S/T training sequences per iteration."""
+        return self.batch_size // self.seq_len
+
+    @property
+    def num_iterations(self) -> int:
+        return self.total_steps // self.batch_size
+
+
+# -------------------------------------------------------------------------------------- the agent
+class ActorCritic(nn.Module):
+    """The policy and a value head, on the policy's features or on a separate critic network.
+
+    The recurrent state is one flat tuple of batch-first tensors: the policy's, then the critic's when
+    it is separate (a second SequencePolicy of the same architecture whose action head is unused), so
+    ``reset_state``/``index_state``/``cat_states`` apply to it unchanged.
+    """
+
+    def __init__(self, policy: SequencePolicy, critic: str = "shared"):
+        super().__init__()
+        self.policy = policy
+        self.critic = None
+        if critic == "separate":
+            self.critic = SequencePolicy(policy.cfg, policy.obs_dim, policy.act_dim, policy.action_low.tolist(),
+                                         policy.action_high.tolist(), policy.control_period)  # fmt: skip
+        D = policy.cfg.d_model
+        self.value_head = nn.Sequential(nn.LayerNorm(D), nn.Linear(D, 1))
+        # CleanRL's layer_init: orthogonal weights, std 0.01 for the action mean (actions start near the
+        # center of the bounds), 1.0 for the value
+        nn.init.orthogonal_(policy.head.mean.weight, 0.01)
+        nn.init.zeros_(policy.head.mean.bias)
+        nn.init.orthogonal_(self.value_head[1].weight, 1.0)
+        nn.init.zeros_(self.value_head[1].bias)
+        self.n_policy_state = len(policy.initial_state(1))
+
+    @property
+    def networks(self) -> list[SequencePolicy]:
+        """The policy, then the critic when it is separate."""
+        return [self.policy] if self.critic is None else [self.policy, self.critic]
+
+    def initial_state(self, batch_size: int) -> State:
+        return sum((net.initial_state(batch_size) for net in self.networks), ())
+
+    def _per_network(self, state: State, run) -> tuple[Tensor, Tensor, State]:
+        """Apply ``run(net, net_state) -> (h, new_state)`` to each network; (h_pi, h_v, new state)."""
+        k = self.n_policy_state
+        states = [state] if self.critic is None else [state[:k], state[k:]]
+        outs = [run(net, s) for net, s in zip(self.networks, states)]
+        return outs[0][0], outs[-1][0], sum((s for _, s in outs), ())
+
+    def forward(self, obs: Tensor, state: State, resets: Tensor) -> tuple[Tensor, Tensor, State]:
+        """Sequences: obs (B, T, O), resets (B, T) bool -> (h_pi (B, T, D), h_v (B, T, D), final state)."""
+        return self._per_network(state, lambda net, s: net.features(obs, s, resets))
+
+    def step(self, obs: Tensor, state: State, resets: Tensor) -> tuple[Tensor, Tensor, State]:
+        """One step: obs (B, O), resets (B,) bool -> (h_pi (B, D), h_v (B, D), new state).
+
+        Same function as ``forward`` over T = 1, through the backbones' faster stepping mode.
+        """
+
+        def run(net: SequencePolicy, s: State) -> tuple[Tensor, State]:
+            return net.backbone.step(net.encoder(net.obs_norm(obs)), reset_state(s, resets))
+
+        return self._per_network(state, run)
+
+    def get_value(self, h_v: Tensor) -> Tensor:
+        """h_v (…, D) -> value (…)."""
+        return self.value_head(h_v).squeeze(-1)
+
+    def get_action_and_value(self, h_pi: Tensor, h_v: Tensor, action: Tensor | None = None,
+                             generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Features (…, D) -> (action (…, A), log-prob (…), entropy (…), value (…)).
+
+        Samples the action (normalized units) from ``generator`` when ``action`` is None, else scores it.
+        """
+        mean = self.policy.head(h_pi)
+        dist = self.policy.head.distribution(mean)
+        if action is None:
+            action = mean + dist.stddev * torch.randn(mean.shape, generator=generator, device=mean.device)
+        return action, dist.log_prob(action), dist.entropy(), self.get_value(h_v)
+
+    def set_obs_stats(self, rms: RunningMeanStd) -> None:
+        """Write running observation statistics into every network's ``obs_norm``."""
+        for net in self.networks:
+            net.obs_norm.set_stats(rms.mean, np.sqrt(rms.var + 1e-8))
+
+
+# -------------------------------------------------------------------------------------- pure math
+def gae(rewards: Tensor, values: Tensor, resets: Tensor, next_value: Tensor, next_reset: Tensor,
+        gamma: float, lam: float) -> Tensor:  # fmt: skip
+    """Advantages (S, N) from rewards, values, resets (S, N) and the value / reset flag (N,) of the step
+    after the rollout; ``resets[t + 1]`` ends the episode of step t (no bootstrap across it)."""
+    S = rewards.shape[0]
+    advantages = torch.zeros_like(rewards)
+    lastgaelam = torch.zeros_like(next_value)
+    for t in reversed(range(S)):
+        nextnonterminal = 1.0 - (next_reset if t == S - 1 else resets[t + 1]).float()
+        nextvalues = next_value if t == S - 1 else values[t + 1]
+        delta = rewards[t] + gamma * nextvalues * nextnonterminal - values[t]
+        advantages[t] = lastgaelam = delta + gamma * lam * nextnonterminal * lastgaelam
+    return advantages
+
+
+def to_sequences(x: Tensor, T: int) -> Tensor:
+    """(S, N, …) -> (C·N, T, …) with C = S / T: chunk c of environment n becomes row c·N + n."""
+    S, N = x.shape[:2]
+    return x.reshape(S // T, T, N, *x.shape[2:]).transpose(1, 2).reshape(S // T * N, T, *x.shape[2:])
+
+
+def explained_variance(y_pred: Tensor, y_true: Tensor) -> float:
+    """1 − Var[y − ŷ] / Var[y] (NaN when the targets are constant)."""
+    var_y = y_true.var()
+    return float("nan") if var_y == 0 else (1 - (y_true - y_pred).var() / var_y).item()
+
+
+# -------------------------------------------------------------------------------------- buffers
+@dataclass
+class Rollout:
+    """One iteration's data in CleanRL's (S, N, …) layout, plus the state at every chunk start."""
+
+    obs: Tensor
+    """(S, N, O) raw observations."""
+    actions: Tensor
+    """(S, N, A) sampled actions, normalized units (before clipping to the bounds)."""
+    logprobs: Tensor
+    """(S, N) log-probs of the actions at sampling time."""
+    rewards: Tensor
+    """(S, N) normalized rewards, truncation bootstrap included."""
+    resets: Tensor
+    """(S, N) bool: step t starts an episode (its state is zeroed before it is consumed)."""
+    values: Tensor
+    """(S, N) value estimates at sampling time."""
+    chunk_states: list[State]
+    """C states, each (N, …) per tensor: the state before step c·T (before its reset, if any)."""
+    advantages: Tensor
+    """(S, N) GAE advantages."""
+
+
+@dataclass
+class Batch:
+    """A rollout as M training sequences (the ``b_`` arrays), each (M, T, …); ``states`` (M, …)."""
+
+    obs: Tensor
+    actions: Tensor
+    logprobs: Tensor
+    resets: Tensor
+    values: Tensor
+    advantages: Tensor
+    returns: Tensor
+    states: State
+
+    @classmethod
+    def from_rollout(cls, r: Rollout, T: int) -> Batch:
+        seq = partial(to_sequences, T=T)
+        return cls(obs=seq(r.obs), actions=seq(r.actions), logprobs=seq(r.logprobs), resets=seq(r.resets),
+                   values=seq(r.values), advantages=seq(r.advantages), returns=seq(r.advantages + r.values),
+                   states=cat_states(r.chunk_states))  # fmt: skip
+
+
+# -------------------------------------------------------------------------------------- trainer
+def load_training_state(path: Path, device: torch.device) -> dict | None:
+    """A ``training_state.pt`` loaded with ``weights_only=True``, or None when there is none.
+
+    BCTrainer.resume reads its file the same way and can share this function.
+    """
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, weights_only=True, map_location=device)
+    except Exception as e:  # a truncated or foreign file: say which and what to do
+        raise ValueError(f"cannot read {path} ({e}); delete {path.parent} to restart from the previous "
+                         "checkpoint, or start a new run_dir") from e  # fmt: skip
+
+
+class PPOTrainer:
+    """Trains ``policy`` (gaussian head) on the task of ``env_cfg`` (module docstring)."""
+
+    def __init__(self, policy: SequencePolicy, env_cfg, cfg: PPOConfig, run_dir: str | Path, seed: int = 0,
+                 device: str | torch.device = "cpu", run_info: dict | None = None):  # fmt: skip
+        if policy.head.log_std is None:
+            raise ValueError("algo=ppo samples actions from the policy: set policy.head=gaussian")
+        low, high = policy.action_low, policy.action_high
+        if not (torch.isfinite(low).all() and torch.isfinite(high).all()):
+            raise ValueError(f"algo=ppo maps actions onto the bounds, which must be finite; got {low.tolist()} / "
+                             f"{high.tolist()}")  # fmt: skip
+        self.cfg, self.env_cfg, self.run_dir, self.seed = cfg, env_cfg, Path(run_dir), seed
+        self.device, self.run_info = torch.device(device), run_info or {}
+        policy.action_norm.set_stats((high + low) / 2, (high - low) / 2)  # normalized ±1 = the bounds
+        self.agent = ActorCritic(policy, cfg.critic).to(self.device).eval()  # one mode: see the module docstring
+        self.policy = self.agent.policy
+        self.gen = torch.Generator(self.device).manual_seed(seed)
+        self.opt = torch.optim.AdamW(self.param_groups(), lr=cfg.lr)
+        schedule = warmup_cosine(0, cfg.num_iterations) if cfg.anneal_lr else (lambda _: 1.0)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, schedule)
+        self.envs = make_vector_env(env_cfg, cfg.num_envs, cfg.asynchronous,
+                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)  # fmt: skip
+        self.obs_rms = RunningMeanStd(shape=(policy.obs_dim,))
+        self.ret_rms = RunningMeanStd(shape=())
+        self.iteration, self.global_step, self.best_score, self.history = 0, 0, -math.inf, []
+
+    def param_groups(self) -> list[dict]:
+        """BC's decay split, for the backbone(s) at ``backbone_lr`` and for everything else at ``lr``."""
+        c = self.cfg
+        backbones = nn.ModuleList(net.backbone for net in self.agent.networks)
+        in_backbone = {id(p) for p in backbones.parameters()}
+        rest = nn.ParameterList(p for p in self.agent.parameters() if id(p) not in in_backbone)
+        groups = param_groups(rest, c.weight_decay)
+        backbone_groups = param_groups(backbones, c.weight_decay)
+        for g in backbone_groups:
+            g["lr"] = c.backbone_lr if c.backbone_lr is not None else c.lr
+        return [g for g in groups + backbone_groups if g["params"]]
+
+    def close(self) -> None:
+        self.envs.close()
+
+    # ------------------------------------------------------------------ rollout
+    def start_episodes(self) -> None:
+        """Reset every environment (seeded by seed and iteration) and the recurrent and return state."""
+        N = self.cfg.num_envs
+        seed = int(np.random.SeedSequence([self.seed, self.iteration]).generate_state(1)[0])
+        obs, _ = self.envs.reset(seed=seed)
+        self.next_obs = self._tensor(obs)
+        self.next_reset = torch.ones(N, dtype=torch.bool, device=self.device)
+        self.state = self.agent.initial_state(N)
+        self.discounted_return = np.zeros(N)  # NormalizeReward's accumulator
+        self.ep_return, self.ep_length = np.zeros(N), np.zeros(N, dtype=int)
+        self.episodes: list[tuple[float, int]] = []
+
+    def _tensor(self, x: np.ndarray) -> Tensor:
+        return torch.as_tensor(x, dtype=torch.float32, device=self.device)
+
+    def _normalize_reward(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+        """Gymnasium's NormalizeReward: reward / std of the running discounted return, then clipped."""
+        c = self.cfg
+        if not c.norm_reward:
+            return reward
+        self.discounted_return = self.discounted_return * c.gamma * (1 - done) + reward
+        self.ret_rms.update(self.discounted_return)
+        return np.clip(reward / np.sqrt(self.ret_rms.var + 1e-8), -c.reward_clip, c.reward_clip)
+
+    @torch.no_grad()
+    def rollout(self) -> Rollout:
+        """S steps of the N environments from where the last rollout stopped, with advantages."""
+        c, p = self.cfg, self.policy
+        S, N, T = c.num_steps, c.num_envs, c.seq_len
+        obs = torch.zeros(S, N, p.obs_dim, device=self.device)
+        actions = torch.zeros(S, N, p.act_dim, device=self.device)
+        logprobs, rewards, values = (torch.zeros(S, N, device=self.device) for _ in range(3))
+        resets = torch.zeros(S, N, dtype=torch.bool, device=self.device)
+        chunk_states = []
+        for t in range(S):
+            if t % T == 0:
+                chunk_states.append(self.state)
+            obs[t], resets[t] = self.next_obs, self.next_reset
+            h_pi, h_v, self.state = self.agent.step(self.next_obs, self.state, self.next_reset)
+            actions[t], logprobs[t], _, values[t] = self.agent.get_action_and_value(h_pi, h_v, generator=self.gen)
+            next_obs, reward, terminated, truncated, info = self.envs.step(p.to_env_action(actions[t]).cpu().numpy())
+            done = terminated | truncated
+            self._track_episodes(reward, done)
+            reward = self._tensor(self._normalize_reward(reward, done))
+            cut = np.flatnonzero(truncated & ~terminated)
+            if cut.size:  # time limit: bootstrap from the final observation, with the episode's own state
+                final_obs = self._tensor(np.stack(info["final_obs"][cut]))
+                no_reset = torch.zeros(cut.size, dtype=torch.bool, device=self.device)
+                _, h_v_final, _ = self.agent.step(final_obs, index_state(self.state, torch.as_tensor(cut)), no_reset)
+                reward[cut] += c.gamma * self.agent.get_value(h_v_final)
+            rewards[t] = reward
+            self.next_obs, self.next_reset = self._tensor(next_obs), torch.as_tensor(done, device=self.device)
+        _, h_v, _ = self.agent.step(self.next_obs, self.state, self.next_reset)
+        advantages = gae(rewards, values, resets, self.agent.get_value(h_v), self.next_reset, c.gamma, c.gae_lambda)
+        return Rollout(obs, actions, logprobs, rewards, resets, values, chunk_states, advantages)
+
+    def _track_episodes(self, reward: np.ndarray, done: np.ndarray) -> None:
+        """Raw episodic return and length of the episodes the environments ended."""
+        self.ep_return += reward
+        self.ep_length += 1
+        for i in np.flatnonzero(done):
+            self.episodes.append((float(self.ep_return[i]), int(self.ep_length[i])))
+        self.ep_return[done], self.ep_length[done] = 0.0, 0
+
+    # ------------------------------------------------------------------ update
+    def update(self, b: Batch) -> dict:
+        """``update_epochs`` passes of minibatched PPO over the M sequences of ``b``; returns log scalars."""
+        c = self.cfg
+        clipfracs, approx_kl = [], torch.zeros(())
+        for _ in range(c.update_epochs):
+            perm = torch.randperm(b.obs.shape[0], generator=self.gen, device=self.device)
+            for mb_inds in perm.chunk(c.num_minibatches):
+                h_pi, h_v, _ = self.agent(b.obs[mb_inds], index_state(b.states, mb_inds), b.resets[mb_inds])
+                _, newlogprob, entropy, newvalue = self.agent.get_action_and_value(h_pi, h_v, b.actions[mb_inds])
+                logratio = newlogprob - b.logprobs[mb_inds]
+                ratio = logratio.exp()
+                with torch.no_grad():  # http://joschu.net/blog/kl-approx.html
+                    old_approx_kl = (-logratio).mean()
+                    approx_kl = ((ratio - 1) - logratio).mean()
+                    clipfracs.append(((ratio - 1.0).abs() > c.clip_coef).float().mean().item())
+
+                mb_advantages = b.advantages[mb_inds]
+                if c.norm_adv:
+                    mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+                pg_loss = torch.max(-mb_advantages * ratio,
+                                    -mb_advantages * ratio.clamp(1 - c.clip_coef, 1 + c.clip_coef)).mean()  # fmt: skip
+
+                mb_returns, mb_values = b.returns[mb_inds], b.values[mb_inds]
+                v_loss = (newvalue - mb_returns) ** 2
+                if c.clip_vloss:
+                    v_clipped = mb_values + (newvalue - mb_values).clamp(-c.clip_coef, c.clip_coef)
+                    v_loss = torch.max(v_loss, (v_clipped - mb_returns) ** 2)
+                v_loss = 0.5 * v_loss.mean()
+
+                entropy_loss = entropy.mean()
+                loss = pg_loss - c.ent_coef * entropy_loss + v_loss * c.vf_coef
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"PPO loss became {loss.item()} at iteration {self.iteration}; "
+                                             "lower algo.lr or check the environment's observations")  # fmt: skip
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.agent.parameters(), c.max_grad_norm)
+                self.opt.step()
+            if c.target_kl is not None and approx_kl > c.target_kl:
+                break
+        self.sched.step()
+        return {"losses/value_loss": v_loss.item(), "losses/policy_loss": pg_loss.item(),
+                "losses/entropy": entropy_loss.item(), "losses/old_approx_kl": old_approx_kl.item(),
+                "losses/approx_kl": approx_kl.item(), "losses/clipfrac": float(np.mean(clipfracs)),
+                "losses/explained_variance": explained_variance(b.values, b.returns),
+                "charts/learning_rate": self.sched.get_last_lr()[0]}  # fmt: skip
+
+    def update_obs_stats(self, obs: Tensor) -> None:
+        """Fold the rollout's observations (S, N, O) into the running statistics and the policy's obs_norm."""
+        if self.cfg.norm_obs:
+            self.obs_rms.update(obs.reshape(-1, obs.shape[-1]).double().cpu().numpy())
+            self.agent.set_obs_stats(self.obs_rms)
+
+    # ------------------------------------------------------------------ checkpoints
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    def _training_state(self) -> bytes:
+        rms = {f"{name}_{k}": torch.as_tensor(getattr(getattr(self, name), k), dtype=torch.float64)
+               for name in ("obs_rms", "ret_rms") for k in ("mean", "var", "count")}  # fmt: skip
+        state = {"iteration": self.iteration, "global_step": self.global_step, "best_score": self.best_score,
+                 "history": json.dumps(self.history), "agent": self.agent.state_dict(),
+                 "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                 "generator": self.gen.get_state()} | rms  # fmt: skip
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        return buf.getvalue()
+
+    def save(self, name: str, with_state: bool) -> Path:
+        extra = {"step": self.global_step, "history": self.history[-1:], "run": self.run_info}
+        files = {STATE_FILE: self._training_state()} if with_state else None
+        return self.policy.save_pretrained(self.ckpt_dir / name, extra=extra, extra_files=files)
+
+    def resume(self) -> bool:
+        """Load ``checkpoints/last`` if present; returns whether a run was resumed."""
+        s = load_training_state(self.ckpt_dir / "last" / STATE_FILE, self.device)
+        if s is None:
+            return False
+        self.agent.load_state_dict(s["agent"])
+        self.opt.load_state_dict(s["optimizer"])
+        self.sched.load_state_dict(s["scheduler"])
+        self.gen.set_state(s["generator"].cpu())
+        for name in ("obs_rms", "ret_rms"):
+            rms = getattr(self, name)
+            rms.mean, rms.var = s[f"{name}_mean"].numpy(), s[f"{name}_var"].numpy()
+            rms.count = s[f"{name}_count"].item()
+        self.iteration, self.global_step, self.best_score = s["iteration"], s["global_step"], s["best_score"]
+        self.history = json.loads(s["history"])
+        log.info("resumed %s at iteration %d (%d steps)", self.run_dir, self.iteration, self.global_step)
+        return True
+
+    # ------------------------------------------------------------------ training
+    def run_eval(self) -> dict:
+        """Deterministic (mean-action) episodes of the policy; the best score is saved to checkpoints/best."""
+        c = self.cfg
+        env_fns = [partial(make_env, self.env_cfg) for _ in range(c.eval_envs)]
+        result = evaluate(self.policy, env_fns, c.eval_episodes, seed=10_000 + self.seed).to_dict()
+        result |= {"score": result["mean_return"], "step": self.global_step}
+        self.history.append(result)
+        if result["score"] > self.best_score:
+            self.best_score = result["score"]
+            self.save("best", with_state=False)
+        return result
+
+    def train_iteration(self) -> dict:
+        """Rollout, update, observation statistics; returns the update's log scalars and timings."""
+        c = self.cfg
+        t0 = time.perf_counter()
+        rollout = self.rollout()
+        t1 = time.perf_counter()
+        metrics = self.update(Batch.from_rollout(rollout, c.seq_len))
+        self.update_obs_stats(rollout.obs)
+        self.iteration += 1
+        self.global_step += c.batch_size
+        return metrics | {"charts/rollout_s": t1 - t0, "charts/update_s": time.perf_counter() - t1}
+
+    def _crossed(self, every: int) -> bool:
+        """Whether the last iteration passed a multiple of ``every`` environment steps."""
+        return every > 0 and self.global_step // every > (self.global_step - self.cfg.batch_size) // every
+
+    def fit(self) -> dict:
+        """Train to ``total_steps``; returns the last evaluation plus training return and steps/s."""
+        c = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        writer = SummaryWriter(self.run_dir / "tb", purge_step=self.global_step)
+        last_eval: dict = self.history[-1] if self.history else {}
+        recent: list[tuple[float, int]] = []
+        start_step, t0, sps = self.global_step, time.perf_counter(), float("nan")
+        self.start_episodes()
+        with progress_bar(total=c.num_iterations * c.batch_size, initial=self.global_step, description="ppo") as bar:
+            while self.iteration < c.num_iterations:
+                metrics = self.train_iteration()
+                sps = (self.global_step - start_step) / (time.perf_counter() - t0)
+                metrics["charts/SPS"] = sps
+                if self.episodes:
+                    recent = self.episodes[-20:]
+                    metrics |= {"charts/episodic_return": float(np.mean([r for r, _ in self.episodes])),
+                                "charts/episodic_length": float(np.mean([n for _, n in self.episodes]))}  # fmt: skip
+                    self.episodes = []
+                for k, v in metrics.items():
+                    writer.add_scalar(k, v, self.global_step)
+                end = self.iteration == c.num_iterations
+                if end or self._crossed(c.eval_every):
+                    last_eval = self.run_eval()
+                    writer.add_scalar("eval/mean_return", last_eval["mean_return"], self.global_step)
+                if end or self._crossed(c.save_every):
+                    self.save("last", with_state=True)
+                    self.start_episodes()
+                bar.set_postfix(ret=f"{metrics.get('charts/episodic_return', float('nan')):.1f}", sps=f"{sps:.0f}")
+                bar.update(c.batch_size)
+        writer.close()
+        train_return = float(np.mean([r for r, _ in recent])) if recent else float("nan")
+        return last_eval | {"train_return": train_return, "steps_per_s": sps}
+
+
+def train_ppo(cfg: DictConfig) -> dict:
+    """``cadence-train algo=ppo policy=NAME policy.head=gaussian env=NAME``; returns the final evaluation."""
+    algo = to_dataclass(PPOConfig, cfg.algo, "algo")
+    run_dir = Path(cfg.run_dir)
+    check_run_dir(run_dir, cfg.resume)
+    env = make_env(cfg.env)
+    torch.manual_seed(cfg.seed)
+    policy = build_policy(cfg, env)
+    env.close()
+    run_info = {"env": OmegaConf.to_container(cfg.env, resolve=True), "params": count_params(policy)}
+    trainer = PPOTrainer(policy, cfg.env, algo, run_dir, cfg.seed, cfg.device, run_info)
+    if cfg.resume and not trainer.resume():
+        log.info("resume=true but %s has no checkpoint yet; starting fresh", run_dir)
+    log.info("training %s (%d parameters) on %s for %d steps", cfg.policy.name, count_params(policy), cfg.env.id,
+             algo.total_steps)  # fmt: skip
+    try:
+        result = trainer.fit() | {"params": count_params(policy)}
+    finally:
+        trainer.close()
+    (run_dir / "eval.json").write_text(json.dumps(result, indent=2))
+    return result
