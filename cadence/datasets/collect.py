@@ -25,7 +25,8 @@ from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from lerobot.utils.utils import SuppressProgressBars
 from omegaconf import DictConfig
 
-from ..envs import EnvConfig, Expert, make_env, make_expert, reset_expert
+from ..envs import EXPERTS, EnvConfig, Expert, make_env, make_expert, reset_expert
+from ..policies.expert import PolicyExpert
 from ..training.progress import progress_bar
 from .format import (ACTION, DONE, METADATA_FILE, OBS, PROGRESS_FILE, REWARD, STATE, data_files, episode_files,
                      features, read_json, write_json)  # fmt: skip
@@ -96,6 +97,14 @@ def reference_returns(env: gym.Env, expert: Expert, episodes: int, seed: int) ->
 
 
 def _resolve_expert(expert: str | Expert, env: gym.Env) -> tuple[str, Expert]:
+    """A registered expert's name, a checkpoint directory (a trained policy) or a callable."""
+    if isinstance(expert, str) and expert not in EXPERTS and ("/" in expert or Path(expert).exists()):
+        if not (Path(expert) / "config.json").is_file():
+            raise FileNotFoundError(
+                f"expert checkpoint {expert} does not exist; train the full-state expert first: `cadence-train "
+                "algo=ppo policy=mlp policy.head=gaussian policy.d_model=64 env=ENV` (ENV the fully observed task, "
+                "e.g. hopper for hopper_p) writes runs/ppo/ENV/mlp/seed0/checkpoints/best (docs/rl.md)")
+        return expert, PolicyExpert(expert)
     if isinstance(expert, str):
         return expert, make_expert(expert, env)
     if not callable(expert):
