@@ -19,6 +19,12 @@ Inits (``InitConfig.kind``):
   - LinOSS-IM: A = tan² θ / Δ²          (decay then follows: r = cos θ; needs θ < π/2)
 
   A fraction ``broadband_fraction`` of the modes keeps the paper init for non-rhythmic features.
+* ``"data"`` — the demonstrations' own rhythms: a fraction ``peak_fraction`` of the modes is placed
+  at the peak frequencies ``peaks_hz`` of the training data's Welch power spectrum (round-robin over
+  the peaks, strongest first, each f = f_peak·(1 + peak_spread·U[−1, 1])), with decay times and the
+  (A, G) mapping of the CPG init; the other modes follow the CPG init (band and broadband) as above.
+  ``peaks_hz`` is estimated before training by :func:`cadence.analysis.fill_data_init` (cadence-train
+  does it from ``dataset=``) and saved in the checkpoint's config, so loading needs no dataset.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from torch import Tensor
 
 log = logging.getLogger(__name__)
 
-INIT_KINDS = ("paper", "uniform", "ring", "cpg")
+INIT_KINDS = ("paper", "uniform", "ring", "cpg", "data")
 
 
 @dataclass
@@ -40,7 +46,7 @@ class InitConfig:
     """How to initialize the oscillators' A, G and Δt."""
 
     kind: str = "cpg"
-    """One of "paper", "uniform", "ring", "cpg" (module docstring)."""
+    """One of "paper", "uniform", "ring", "cpg", "data" (module docstring)."""
     f_min_hz: float = 0.5
     """CPG band, lower natural frequency in Hz (gaits: ~0.5–5 Hz)."""
     f_max_hz: float = 5.0
@@ -65,6 +71,17 @@ class InitConfig:
     """Uniform init: G ~ U[0, G_max]."""
     dt_std: float = 0.5
     """D-LinOSS: Δt_raw ~ N(0, dt_std²)."""
+    peak_fraction: float = 0.5
+    """Data init: fraction of the modes placed at the peak frequencies ``peaks_hz``."""
+    peak_spread: float = 0.05
+    """Data init: relative spread of the modes around their peak, f = f_peak·(1 + peak_spread·U[−1, 1])."""
+    n_peaks: int = 3
+    """Data init: at most this many spectral peaks are kept, strongest first."""
+    welch_segment_s: float = 20.0
+    """Data init: Welch segment length in seconds (frequency resolution 1/welch_segment_s Hz)."""
+    peaks_hz: list[float] | None = None
+    """Data init: peak frequencies in Hz, strongest first. None = estimate them from the training
+    dataset (cadence-train does, before training); set them to choose the frequencies by hand."""
 
     def __post_init__(self):
         if self.kind not in INIT_KINDS:
@@ -75,6 +92,16 @@ class InitConfig:
             raise ValueError(f"need 0 < tau_min_s <= tau_max_s, got {self.tau_min_s}, {self.tau_max_s}")
         if not 0.0 <= self.broadband_fraction <= 1.0:
             raise ValueError(f"broadband_fraction must be in [0, 1], got {self.broadband_fraction}")
+        if not 0.0 <= self.peak_fraction <= 1.0:
+            raise ValueError(f"peak_fraction must be in [0, 1], got {self.peak_fraction}")
+        if not 0.0 <= self.peak_spread < 1.0:
+            raise ValueError(f"peak_spread must be in [0, 1), got {self.peak_spread}")
+        if self.n_peaks < 1 or self.welch_segment_s <= 0:
+            raise ValueError(f"need n_peaks >= 1 and welch_segment_s > 0, got {self.n_peaks}, {self.welch_segment_s}")
+        if self.peaks_hz is not None:
+            self.peaks_hz = [float(f) for f in self.peaks_hz]
+            if any(f <= 0 for f in self.peaks_hz):
+                raise ValueError(f"peaks_hz must be positive frequencies in Hz, got {self.peaks_hz}")
 
 
 def _uniform(n: int, lo: float, hi: float, g: torch.Generator | None) -> Tensor:
@@ -117,21 +144,63 @@ def _uniform_damped(P: int, cfg: InitConfig, g) -> tuple[Tensor, Tensor, Tensor]
     return torch.cat(A)[:P], torch.cat(G)[:P], torch.cat(steps)[:P]
 
 
+def max_frequency(control_period: float, variant: str) -> float:
+    """Highest natural frequency (Hz) ``variant`` can place at ``control_period`` s/step (1% margin)."""
+    nyquist = 0.5 / control_period
+    # LinOSS-IM turns by atan(Δ√A) < π/2 per step: it cannot represent f >= rate/4.
+    return 0.99 * nyquist / 2 if variant == "im" else 0.99 * nyquist
+
+
+def _angle_radius(f_hz: Tensor, cfg: InitConfig, control_period: float, g) -> tuple[Tensor, Tensor]:
+    """Per-step angles θ = 2π f dt_env and radii r = exp(−dt_env/τ), τ log-uniform in [τ_min, τ_max]."""
+    tau = _log_uniform(len(f_hz), cfg.tau_min_s, cfg.tau_max_s, g)
+    return 2 * math.pi * control_period * f_hz, torch.exp(-control_period / tau)
+
+
 def cpg_targets(P: int, cfg: InitConfig, control_period: float, variant: str, g=None) -> tuple[Tensor, Tensor]:
     """Requested per-step eigenvalue angles θ (P,) and radii r (P,) of a CPG band."""
-    nyquist = 0.5 / control_period
-    f_max = cfg.f_max_hz
-    # LinOSS-IM turns by atan(Δ√A) < π/2 per step: it cannot represent f >= rate/4.
-    limit = 0.99 * nyquist / 2 if variant == "im" else 0.99 * nyquist
+    f_max, limit = cfg.f_max_hz, max_frequency(control_period, variant)
     if f_max > limit:
         log.warning("CPG band %.3g-%.3g Hz exceeds what %s can represent at %.4g s/step; capped at %.3g Hz",
                     cfg.f_min_hz, f_max, variant, control_period, limit)  # fmt: skip
         f_max = limit
     f_min = min(cfg.f_min_hz, f_max)
-    theta = 2 * math.pi * control_period * _log_uniform(P, f_min, f_max, g)
-    tau = _log_uniform(P, cfg.tau_min_s, cfg.tau_max_s, g)
-    r = torch.exp(-control_period / tau)
-    return theta, r
+    return _angle_radius(_log_uniform(P, f_min, f_max, g), cfg, control_period, g)
+
+
+def peak_targets(P: int, cfg: InitConfig, control_period: float, variant: str, g=None) -> tuple[Tensor, Tensor]:
+    """Angles θ (P,) and radii r (P,) of ``P`` modes at ``cfg.peaks_hz`` (round-robin, strongest first),
+    each at f_peak·(1 + peak_spread·U[−1, 1]), decay times as in the CPG band."""
+    peaks = torch.tensor(cfg.peaks_hz, dtype=torch.float64)
+    limit = max_frequency(control_period, variant)
+    if (peaks > limit).any():
+        log.warning("data peaks %s Hz exceed what %s can represent at %.4g s/step; capped at %.3g Hz",
+                    cfg.peaks_hz, variant, control_period, limit)  # fmt: skip
+    f = peaks[torch.arange(P) % len(peaks)] * (1 + cfg.peak_spread * _uniform(P, -1.0, 1.0, g))
+    return _angle_radius(f.clamp(max=limit), cfg, control_period, g)
+
+
+def band_targets(P: int, cfg: InitConfig, control_period: float | None, variant: str, g=None
+                 ) -> tuple[int, Tensor, Tensor]:  # fmt: skip
+    """The "cpg" / "data" layout: modes [0, n_broad) keep the paper init, the rest get the returned
+    angles θ and radii r (each (P − n_broad,)): the CPG band, then (data) the modes at the peaks."""
+    if control_period is None or control_period <= 0:
+        raise ValueError(f"init {cfg.kind!r} needs the control period (seconds per env step, env.unwrapped.dt)")
+    n_peak = 0
+    if cfg.kind == "data":
+        if cfg.peaks_hz is None:
+            raise ValueError("init 'data' needs the demonstrations' peak frequencies: train with cadence-train "
+                             "algo=bc dataset=DIR (it estimates them), call cadence.analysis.fill_data_init, "
+                             "or set policy.backbone_kwargs.init.peaks_hz=[F1,F2] by hand")  # fmt: skip
+        if not cfg.peaks_hz:
+            log.warning("init 'data': the demonstrations show no spectral peak; every mode follows the CPG init")
+        n_peak = round(cfg.peak_fraction * P) if cfg.peaks_hz else 0
+    n_broad = round(cfg.broadband_fraction * (P - n_peak))
+    theta, r = cpg_targets(P - n_peak - n_broad, cfg, control_period, variant, g)
+    if n_peak:
+        theta_p, r_p = peak_targets(n_peak, cfg, control_period, variant, g)
+        theta, r = torch.cat([theta, theta_p]), torch.cat([r, r_p])
+    return n_broad, theta, r
 
 
 @torch.no_grad()
@@ -144,11 +213,8 @@ def init_oscillators_(layer, cfg: InitConfig, control_period: float | None = Non
         A, G, steps = _uniform_damped(P, cfg, g)
     else:
         A, G, steps = _paper_draw(variant, P, cfg, g)
-    if cfg.kind == "cpg":
-        if control_period is None or control_period <= 0:
-            raise ValueError("init 'cpg' needs the control period (seconds per env step, env.unwrapped.dt)")
-        n_broad = round(cfg.broadband_fraction * P)
-        theta, r = cpg_targets(P - n_broad, cfg, control_period, variant, g)
+    if cfg.kind in ("cpg", "data"):
+        n_broad, theta, r = band_targets(P, cfg, control_period, variant, g)
         dt = torch.sigmoid(steps[n_broad:])
         if variant == "damped":
             A[n_broad:], G[n_broad:] = ring_to_AG(r, theta, dt)
