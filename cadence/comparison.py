@@ -1,9 +1,14 @@
-"""Backbone comparisons: a grid of (task × backbone × seed) BC cells, one JSON per cell, and statistics.
+"""Backbone comparisons: a grid of (task × arm × seed) BC cells, one JSON per cell, and statistics.
 
-Every cell is ``cadence-train algo=bc`` composed from the same YAML files as the CLI, with the same
-dataset, encoder, head, parameter budget, optimizer, schedule, number of gradient steps and seed for
-every backbone; only ``policy=`` changes. A finished cell is skipped (its JSON is read back) and an
-interrupted one resumes from its last checkpoint, so an interrupted grid continues where it stopped.
+An arm is one entry of the grid's backbone axis: a policy config (``policy=NAME``) plus overrides of
+it, e.g. ``linoss_ring: {policy: linoss, overrides: {policy.backbone_kwargs.init.kind: ring}}``; a plain
+backbone name is the arm of that policy config without overrides. Every cell is ``cadence-train
+algo=bc`` composed from the same YAML files as the CLI, with the same dataset, encoder, head, parameter
+budget, optimizer, schedule, number of gradient steps and seed for every arm; only the policy changes.
+A finished cell is skipped (its JSON is read back) and an interrupted one resumes from its last
+checkpoint, so an interrupted grid continues where it stopped. Cells are independent jobs: run one
+after another in one process, or as a Hydra multirun through a launcher plug-in (joblib on all cores
+of one machine, submitit on SLURM; ``cadence.scripts.compare``).
 
 Statistics (rliable-style): per task and backbone the mean normalized score with a 95% bootstrap
 confidence interval over seeds; per backbone the interquartile mean (IQM) over all task × seed runs
@@ -14,22 +19,76 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from hydra import compose
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from .configs import CONFIG_DIR, to_dataclass
 from .datasets import collect_dataset
 from .envs import EnvConfig
 
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class Arm:
+    """One entry of the backbone axis (``arms.NAME`` in ``cadence/configs/compare.yaml``)."""
+
+    name: str
+    """The arm's name in tables, plots and cell paths."""
+    policy: str
+    """A policy config name (``cadence/configs/policy/NAME.yaml``)."""
+    overrides: dict = field(default_factory=dict)
+    """Hydra overrides of the composed train config, ``{KEY: VALUE}``, e.g. ``{policy.backbone_kwargs.variant: im}``;
+    a key that the policy config lacks needs a leading ``+``."""
+
+    def __post_init__(self):
+        if not (CONFIG_DIR / "policy" / f"{self.policy}.yaml").exists():
+            choices = sorted(p.stem for p in (CONFIG_DIR / "policy").glob("*.yaml"))
+            raise ValueError(f"arm {self.name!r}: policy {self.policy!r} is not one of {choices}")
+
+    def train_overrides(self) -> list[str]:
+        """``policy=NAME`` and the arm's overrides, as command-line overrides."""
+        return [f"policy={self.policy}"] + [f"{k}={override_value(v)}" for k, v in self.overrides.items()]
+
+
+def override_value(v) -> str:
+    """A config value as Hydra's command-line grammar writes it (null, true, [a,b], {k:v})."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, list | tuple):
+        return "[" + ",".join(override_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ",".join(f"{k}:{override_value(x)}" for k, x in v.items()) + "}"
+    return str(v)
+
+
+def resolve_arms(names: list[str], arms: DictConfig | dict) -> list[Arm]:
+    """The arms named on the backbone axis: an entry of ``arms`` or, failing that, a plain policy config."""
+    specs = OmegaConf.to_container(arms, resolve=True) if isinstance(arms, DictConfig) else dict(arms)
+    resolved = []
+    for name in names:
+        spec = specs.get(name, {"policy": name})
+        try:
+            resolved.append(to_dataclass(Arm, {"name": name} | spec, f"arms.{name}", drop=()))
+        except ValueError as e:
+            raise ValueError(f"{e}; name a policy config or define the arm: arms.{name}={{policy: NAME, "
+                             "overrides: {KEY: VALUE}}") from None  # fmt: skip
+    return resolved
+
+
 @dataclass(frozen=True)
 class Cell:
+    """One grid cell; ``backbone`` is the arm's name."""
+
     task: str
     backbone: str
     seed: int
@@ -37,37 +96,81 @@ class Cell:
     def path(self, out: Path) -> Path:
         return out / "cells" / self.task / self.backbone / f"seed{self.seed}.json"
 
+    @property
+    def id(self) -> str:
+        """``TASK/ARM/SEED``, the value of ``cell=`` in a multirun of ``cadence.scripts.compare_cell``."""
+        return f"{self.task}/{self.backbone}/{self.seed}"
+
+    @classmethod
+    def parse(cls, cell_id: str) -> Cell:
+        parts = str(cell_id).split("/")
+        if len(parts) != 3 or not parts[2].lstrip("-").isdigit():
+            raise ValueError(f"cell={cell_id!r} is not TASK/ARM/SEED, e.g. cell=invertedpendulum_p/linoss/0")
+        return cls(parts[0], parts[1], int(parts[2]))
+
+
+def dataset_dir(out: Path, task: str) -> Path:
+    """Where the grid keeps the task's demonstrations."""
+    return out / "datasets" / task
+
 
 def dataset_for(task_cfg: DictConfig | EnvConfig, out: Path, collect: DictConfig, seed: int) -> Path:
     """The task's demonstrations under ``out/datasets``, collected on first use."""
-    root = out / "datasets" / task_cfg.name
+    root = dataset_dir(out, task_cfg.name)
     if not (root / "meta" / "cadence.json").exists():
         log.info("collecting %d %s demonstrations on %s", collect.episodes, task_cfg.expert, task_cfg.name)
         collect_dataset(task_cfg, task_cfg.expert, collect.episodes, root, noise=collect.noise, seed=seed)
     return root
 
 
-def run_cell(cell: Cell, out: Path, dataset: Path, budget: int, train_overrides: dict, device: str = "cpu") -> dict:
-    """Train and evaluate one cell (or read its JSON back); returns the cell's result."""
+def run_cell(cell: Cell, arm: Arm, out: Path, dataset: Path, budget: int, train_overrides: dict,
+             device: str = "cpu") -> dict:  # fmt: skip
+    """Train and evaluate one cell (or read its JSON back); returns the cell's result.
+
+    Needs an initialized Hydra config search path (``hydra.initialize_config_dir`` or a ``@hydra.main`` app).
+    """
     from .scripts.train import train_bc  # the CLI's own code path
 
     path = cell.path(out)
     if path.exists():
         return json.loads(path.read_text())
-    overrides = ["algo=bc", f"policy={cell.backbone}", f"env={cell.task}", f"seed={cell.seed}", f"device={device}",
+    if arm.name != cell.backbone:
+        raise ValueError(f"cell {cell.id} is given arm {arm.name!r}")
+    if isinstance(train_overrides, DictConfig):
+        train_overrides = OmegaConf.to_container(train_overrides, resolve=True)
+    overrides = ["algo=bc", f"env={cell.task}", f"seed={cell.seed}", f"device={device}",
                  "resume=true",  # a cell interrupted mid-training continues from its last checkpoint
                  f"dataset={dataset}", f"policy.param_budget={budget}",
                  f"run_dir={out / 'runs' / cell.task / cell.backbone / f'seed{cell.seed}'}"]  # fmt: skip
-    overrides += [f"algo.{k}={v}" for k, v in train_overrides.items()]
+    overrides += arm.train_overrides() + [f"algo.{k}={override_value(v)}" for k, v in train_overrides.items()]
     cfg = compose(config_name="train", overrides=overrides)
+    started = time.time()
     t0 = time.perf_counter()
     result = train_bc(cfg)
-    result = result | {"task": cell.task, "backbone": cell.backbone, "seed": cell.seed, "train_s": time.perf_counter() - t0}
+    result = result | {"task": cell.task, "backbone": cell.backbone, "seed": cell.seed,
+                       "train_s": time.perf_counter() - t0, "policy": arm.policy, "overrides": arm.overrides, "started": started, "finished": time.time(),
+                       "worker": f"{socket.gethostname()}:{os.getpid()}"}  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=2))
     tmp.replace(path)
     return result
+
+
+def grid_cells(cfg: DictConfig) -> tuple[list[Cell], dict[str, Arm]]:
+    """The cells of a comparison config (``tasks`` × ``seeds`` × ``backbones``, in that nesting) and its arms."""
+    arms = {a.name: a for a in resolve_arms(list(cfg.backbones), cfg.arms)}
+    return [Cell(task, name, seed) for task in cfg.tasks for seed in cfg.seeds for name in arms], arms
+
+
+def run_grid_cell(cfg: DictConfig, cell: Cell) -> dict:
+    """One cell of the comparison config ``cfg`` as a job of its own (the task's dataset must exist)."""
+    dataset = dataset_dir(Path(cfg.out), cell.task)
+    if not (dataset / "meta" / "cadence.json").exists():
+        raise FileNotFoundError(f"no dataset for {cell.task} at {dataset}; cadence-compare collects every task's "
+                                "dataset before it launches the cells: run it with the same overrides")  # fmt: skip
+    (arm,) = resolve_arms([cell.backbone], cfg.arms)
+    return run_cell(cell, arm, Path(cfg.out), dataset, cfg.param_budget, cfg.train, cfg.device)
 
 
 def bootstrap_ci(values: np.ndarray, stat=np.mean, n: int = 2000, seed: int = 0) -> tuple[float, float]:

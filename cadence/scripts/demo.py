@@ -17,7 +17,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import hydra
 from omegaconf import DictConfig
 
-from cadence.comparison import Cell, dataset_for, markdown, plot, run_cell, summarize
+from cadence.comparison import Cell, dataset_for, markdown, plot, resolve_arms, run_cell, summarize
 from cadence.perf import configure_allocator
 
 log = logging.getLogger("cadence.demo")
@@ -27,8 +27,9 @@ def run_demo(cfg: DictConfig) -> dict:
     out = Path(cfg.out)
     dataset = dataset_for(cfg.env, out, cfg.collect, cfg.seed)
     results = []
-    for backbone in cfg.backbones:
-        r = run_cell(Cell(cfg.env.name, backbone, cfg.seed), out, dataset, cfg.param_budget, cfg.train, cfg.device)
+    for arm in resolve_arms(list(cfg.backbones), {}):
+        backbone = arm.name
+        r = run_cell(Cell(cfg.env.name, backbone, cfg.seed), arm, out, dataset, cfg.param_budget, cfg.train, cfg.device)
         print(f"{backbone}: normalized score {r['normalized_score']:.1f} (return {r['mean_return']:.1f}), "
               f"{r['params']:,} parameters, trained in {r['train_s']:.0f} s")  # fmt: skip
         results.append(r)

@@ -21,6 +21,14 @@ gradient clipping, optional EMA of the weights (evaluated and saved in place of 
 Checkpoints go to ``RUN_DIR/checkpoints/{last,best}`` in ``save_pretrained`` form; ``last`` also
 holds ``training_state.pt`` (optimizer, schedule, EMA, step, RNG and stream states, loaded with
 ``weights_only=True``) so that ``resume`` continues the run exactly.
+
+Data parallel (``torchrun``, :mod:`cadence.training.distributed`): every rank draws the same global
+batch of B windows from the same sampler seed and trains on its own rows r·B/W … (r+1)·B/W − 1
+(B must divide by W); DDP averages the gradients, and the loss is normalized by the global number of
+valid steps, so W processes take the same steps as one process with batch B, up to floating-point
+reduction order. Rank 0 alone logs, evaluates and writes checkpoints; the carried TBPTT state is
+gathered into the checkpoint as one (B, …) state, so a run resumes on any number of processes.
+Dropout draws from ``seed + rank``.
 """
 
 from __future__ import annotations
@@ -35,12 +43,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.tensorboard import SummaryWriter
 
 from ..policies import SequencePolicy
 from ..policies.backbones import State
+from .distributed import Distributed
 from .progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -77,6 +87,8 @@ class BCConfig:
     """Episodes per evaluation."""
     eval_envs: int = 5
     """Sub-envs of the evaluation vector env."""
+    asynchronous: bool = False
+    """Evaluate in an AsyncVectorEnv (each sub-env in its own worker process) instead of a SyncVectorEnv."""
     save_every: int = 500
     """Steps between writes of checkpoints/last (the resume point); also written at every evaluation."""
     log_every: int = 50
@@ -165,14 +177,30 @@ def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
     return factor
 
 
-def masked_loss(policy: SequencePolicy, mean: Tensor, actions: Tensor, valid: Tensor, kind: str) -> Tensor:
-    """Mean over valid steps of the per-step loss in normalized action units."""
+def masked_loss(policy: SequencePolicy, mean: Tensor, actions: Tensor, valid: Tensor, kind: str,
+                denominator: Tensor | None = None) -> Tensor:  # fmt: skip
+    """Mean over valid steps of the per-step loss in normalized action units; ``denominator`` replaces
+    the number of valid steps (a data-parallel rank divides by the global count / W)."""
     target = policy.action_norm(actions)
     if kind == "mse":
         per_step = ((mean - target) ** 2).mean(-1)
     else:
         per_step = -policy.head.distribution(mean).log_prob(target)
-    return (per_step * valid).sum() / valid.sum().clamp_min(1)
+    return (per_step * valid).sum() / (valid.sum().clamp_min(1) if denominator is None else denominator)
+
+
+class BCObjective(nn.Module):
+    """The loss of one batch as a module, so that DDP wraps the whole computation (head included)."""
+
+    def __init__(self, policy: SequencePolicy, kind: str):
+        super().__init__()
+        self.policy, self.kind = policy, kind
+
+    def forward(self, obs: Tensor, actions: Tensor, valid: Tensor, state: State | None, resets: Tensor | None,
+                denominator: Tensor | None = None) -> tuple[Tensor, State]:  # fmt: skip
+        """obs (B, L, O), actions (B, L, A), valid (B, L), resets (B, L) or None -> (loss, final state)."""
+        mean, final = self.policy(obs, state, resets)
+        return masked_loss(self.policy, mean, actions, valid, self.kind, denominator), final
 
 
 class BCTrainer:
@@ -183,14 +211,21 @@ class BCTrainer:
                  evaluate_fn: Callable[[SequencePolicy], dict] | None = None, seed: int = 0,
                  device: str | torch.device = "cpu", run_info: dict | None = None):  # fmt: skip
         self.cfg, self.run_dir, self.evaluate_fn, self.device = cfg, Path(run_dir), evaluate_fn, torch.device(device)
-        self.run_info = run_info or {}
+        self.run_info, self.seed, self.dist = run_info or {}, seed, Distributed.current()
         if cfg.loss == "nll" and policy.head.log_std is None:
             raise ValueError("algo.loss=nll needs a gaussian head: set policy.head=gaussian")
         self.policy = policy.to(self.device)
         self.data = Demonstrations(*(t.to(self.device) if t.is_floating_point() else t for t in (
             data.observations, data.actions, data.ep_from, data.ep_to)))  # fmt: skip
-        self.gen = torch.Generator().manual_seed(seed)
-        torch.manual_seed(seed)
+        self.gen = torch.Generator().manual_seed(seed)  # the same on every rank: one global batch
+        torch.manual_seed(seed + self.dist.rank)
+        self.rows = self.dist.shard(cfg.batch_size, "algo.batch_size")  # this rank's rows of the batch
+        self.objective = BCObjective(self.policy, cfg.loss)
+        if self.dist.enabled:  # gradients averaged over ranks
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            unused = cfg.loss == "mse" and policy.head.log_std is not None  # a gaussian head's log_std gets no gradient
+            self.objective = DistributedDataParallel(self.objective, device_ids=device_ids,
+                                                     find_unused_parameters=unused)  # fmt: skip
         self.opt = torch.optim.AdamW(param_groups(policy, cfg.weight_decay), lr=cfg.lr)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, warmup_cosine(cfg.warmup_steps, cfg.steps))
         self.ema = AveragedModel(policy, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay)) if cfg.ema_decay else None
@@ -207,7 +242,7 @@ class BCTrainer:
         """The weights that are evaluated and saved: the EMA when enabled."""
         return self.ema.module if self.ema is not None else self.policy
 
-    def _training_state(self) -> bytes:
+    def _training_state(self, carried: State | None) -> bytes:
         state = {
             "step": self.step,
             "best_score": self.best_score,
@@ -219,15 +254,26 @@ class BCTrainer:
             "torch_rng": torch.get_rng_state(),
             "sampler_rng": self.gen.get_state(),
             "streams": self.streams.state_dict() if self.streams is not None else {},
-            "carried": list(self.carried) if self.carried is not None else [],
+            "carried": list(carried) if carried is not None else [],
         }
         buf = io.BytesIO()
         torch.save(state, buf)
         return buf.getvalue()
 
-    def save(self, name: str, with_state: bool) -> Path:
+    def _local(self, x: Tensor) -> Tensor:
+        """This rank's rows of a global (B, …) batch tensor (all of it on one process)."""
+        return x[self.rows] if self.dist.enabled else x
+
+    def save(self, name: str, with_state: bool) -> Path | None:
+        """Write ``checkpoints/NAME`` on rank 0; with the training state, every rank must call it (the
+        carried state is gathered from all ranks)."""
+        carried = self.carried
+        if with_state and self.dist.enabled and carried is not None:
+            carried = tuple(self.dist.all_gather(s) for s in carried)
+        if not self.dist.is_main:
+            return None
         extra = {"step": self.step, "history": self.history[-1:], "run": self.run_info}
-        files = {STATE_FILE: self._training_state()} if with_state else None
+        files = {STATE_FILE: self._training_state(carried)} if with_state else None
         return self.eval_policy().save_pretrained(self.ckpt_dir / name, extra=extra, extra_files=files)
 
     def resume(self) -> bool:
@@ -246,34 +292,39 @@ class BCTrainer:
         if self.ema is not None:
             self.ema.load_state_dict(s["ema"])
         torch.set_rng_state(s["torch_rng"])
+        if self.dist.rank > 0:  # the checkpoint holds rank 0's stream; the others start new ones
+            torch.manual_seed(self.seed + self.dist.rank + s["step"])
         self.gen.set_state(s["sampler_rng"])
         if self.streams is not None:
             self.streams.load_state_dict(s["streams"])
-        self.carried = tuple(s["carried"]) if s["carried"] else None
+        self.carried = tuple(self._local(c) for c in s["carried"]) if s["carried"] else None
         self.step, self.best_score, self.history = s["step"], s["best_score"], json.loads(s["history"])
         log.info("resumed %s at step %d", self.run_dir, self.step)
         return True
 
     # ------------------------------------------------------------------ training
     def _batch(self):
+        """This rank's rows of the global batch: (obs, actions, valid, resets or None, state or None)."""
         c = self.cfg
         if self.streams is None:
             obs, act, valid = self.data.random_windows(c.batch_size, c.window, self.gen)
-            return obs, act, valid, None, None
-        obs, act, valid, resets = self.streams.next(c.window)
-        state = self.carried or self.policy.initial_state(c.batch_size)
+            return self._local(obs), self._local(act), self._local(valid), None, None
+        obs, act, valid, resets = (self._local(x) for x in self.streams.next(c.window))
+        state = self.carried or self.policy.initial_state(len(obs))
         return obs, act, valid, resets, state
 
     def train_step(self) -> dict:
         obs, act, valid, resets, state = self._batch()
+        # with W ranks: divide by the global valid count / W, so that DDP's gradient mean is the global loss's
+        denominator = self.dist.mean(valid.sum().float()) if self.dist.enabled else None
         self.policy.train()
-        mean, final = self.policy(obs, state, resets)
+        loss, final = self.objective(obs, act, valid, state, resets, denominator)
         if self.streams is not None:
             self.carried = tuple(s.detach() for s in final)
-        loss = masked_loss(self.policy, mean, act, valid, self.cfg.loss)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.grad_clip)
+        loss = self.dist.mean(loss)  # the global batch's loss (the same tensor on one process)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at step {self.step}; lower algo.lr or check the data")
         self.opt.step()
@@ -295,16 +346,17 @@ class BCTrainer:
 
     def fit(self) -> dict:
         """Train to ``cfg.steps``, evaluating and checkpointing; returns the last evaluation (or {})."""
-        c = self.cfg
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        writer = SummaryWriter(self.run_dir / "tb", purge_step=self.step)
+        c, main = self.cfg, self.dist.is_main
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        writer = SummaryWriter(self.run_dir / "tb", purge_step=self.step) if main else None
         last_eval: dict = self.history[-1] if self.history else {}
         samples, t0 = 0, time.perf_counter()
-        with progress_bar(total=c.steps, initial=self.step, description="bc") as bar:
+        with progress_bar(total=c.steps, initial=self.step, description="bc", disable=not main) as bar:
             while self.step < c.steps:
                 m = self.train_step()
-                samples += c.batch_size * c.window
-                if self.step % c.log_every == 0 or self.step == c.steps:
+                samples += c.batch_size * c.window  # the global batch
+                if main and (self.step % c.log_every == 0 or self.step == c.steps):
                     sps = samples / (time.perf_counter() - t0)
                     for k, v in m.items():
                         writer.add_scalar(f"train/{k}", v, self.step)
@@ -313,7 +365,7 @@ class BCTrainer:
                     bar.set_postfix(loss=f"{m['loss']:.4f}")
                 end = self.step == c.steps
                 evaluate = self.evaluate_fn is not None and (end or (c.eval_every and self.step % c.eval_every == 0))
-                if evaluate:
+                if evaluate and main:
                     last_eval = self.run_eval()
                     for k in ("score", "mean_return", "normalized_score", "success_rate"):
                         if last_eval.get(k) is not None:
@@ -322,5 +374,6 @@ class BCTrainer:
                 if evaluate or end or self.step % c.save_every == 0:
                     self.save("last", with_state=True)
                 bar.update(1)
-        writer.close()
-        return last_eval
+        if main:
+            writer.close()
+        return self.dist.broadcast(last_eval)

@@ -37,6 +37,15 @@ generator, loaded with ``weights_only=True``) are ``save_pretrained`` directorie
 Cadence tool can load them. Environment state cannot be saved, so every ``fit`` and every write of
 ``last`` starts fresh episodes, seeded from (seed, iteration): a resumed run is the uninterrupted run,
 step for step. The cut episodes are bootstrapped like any rollout end and left out of episodic stats.
+
+Data parallel (``torchrun``, :mod:`cadence.training.distributed`): ``num_envs``, ``total_steps`` and
+the batch stay global. Each of the W ranks steps its own N / W environments (sub-env n of rank r is
+global environment r·N/W + n and is seeded as in one process), samples from ``seed + rank``, cuts its
+rollout into M / W sequences and minibatches them; DDP averages the gradients. Observation statistics
+are folded from all ranks' rollouts, so the policies stay identical; the reward scale and the
+per-minibatch advantage normalization are per rank (as in CleanRL's multi-GPU PPO), and training
+return curves come from rank 0's environments. Rank 0 alone logs, evaluates and writes checkpoints; a
+resumed rank > 0 reseeds its sampling generator from (seed, rank, iteration).
 """
 
 from __future__ import annotations
@@ -56,6 +65,7 @@ import torch
 from gymnasium.wrappers.utils import RunningMeanStd
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 
 from ..configs import to_dataclass
@@ -64,6 +74,7 @@ from ..evaluation import evaluate
 from ..policies import SequencePolicy, count_params
 from ..policies.backbones import State, cat_states, index_state, reset_state
 from .bc import STATE_FILE, param_groups, warmup_cosine
+from .distributed import Distributed
 from .progress import progress_bar
 from .run import build_policy, check_run_dir
 
@@ -122,7 +133,7 @@ class PPOConfig:
     critic: str = "shared"
     """"shared": the value head reads the policy's backbone features; "separate": its own encoder and backbone."""
     asynchronous: bool = False
-    """AsyncVectorEnv (sub-envs in worker processes) instead of SyncVectorEnv."""
+    """AsyncVectorEnv (each sub-env in its own worker process) for collection and evaluation, not SyncVectorEnv."""
     eval_every: int = 50_000
     """Deterministic evaluation every this many environment steps (and at the end); 0: only at the end."""
     eval_episodes: int = 10
@@ -153,7 +164,7 @@ class PPOConfig:
         if self.eval_every < 0:
             raise ValueError(f"algo.eval_every must be >= 0, got {self.eval_every}")
 
-    # to be filled in at runtime (CleanRL): derived sizes
+    # derived sizes
     @property
     def batch_size(self) -> int:
         """N·S environment steps per iteration."""
@@ -245,6 +256,20 @@ class ActorCritic(nn.Module):
         """Write running observation statistics into every network's ``obs_norm``."""
         for net in self.networks:
             net.obs_norm.set_stats(rms.mean, np.sqrt(rms.var + 1e-8))
+
+
+class ScoreActions(nn.Module):
+    """Re-scores stored actions: the update's forward as one module, so that DDP wraps all of it."""
+
+    def __init__(self, agent: ActorCritic):
+        super().__init__()
+        self.agent = agent
+
+    def forward(self, obs: Tensor, state: State, resets: Tensor, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """obs (B, T, O), resets (B, T), actions (B, T, A) -> (log-prob, entropy, value), each (B, T)."""
+        h_pi, h_v, _ = self.agent(obs, state, resets)
+        _, logprob, entropy, value = self.agent.get_action_and_value(h_pi, h_v, actions)
+        return logprob, entropy, value
 
 
 # -------------------------------------------------------------------------------------- pure math
@@ -346,15 +371,25 @@ class PPOTrainer:
             raise ValueError(f"algo=ppo maps actions onto the bounds, which must be finite; got {low.tolist()} / "
                              f"{high.tolist()}")  # fmt: skip
         self.cfg, self.env_cfg, self.run_dir, self.seed = cfg, env_cfg, Path(run_dir), seed
-        self.device, self.run_info = torch.device(device), run_info or {}
+        self.device, self.run_info, self.dist = torch.device(device), run_info or {}, Distributed.current()
+        self.envs_slice = self.dist.shard(cfg.num_envs, "algo.num_envs")  # this rank's environments
+        self.num_envs = self.envs_slice.stop - self.envs_slice.start
+        if cfg.num_sequences // self.dist.world_size % cfg.num_minibatches:
+            raise ValueError(f"algo.num_minibatches={cfg.num_minibatches} must divide each rank's "
+                             f"{cfg.num_sequences // self.dist.world_size} sequences (num_envs·num_steps/seq_len "
+                             f"over {self.dist.world_size} processes)")  # fmt: skip
         policy.action_norm.set_stats((high + low) / 2, (high - low) / 2)  # normalized ±1 = the bounds
         self.agent = ActorCritic(policy, cfg.critic).to(self.device).eval()  # one mode: see the module docstring
         self.policy = self.agent.policy
-        self.gen = torch.Generator(self.device).manual_seed(seed)
+        self.score = ScoreActions(self.agent)
+        if self.dist.enabled:  # gradients averaged over ranks
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.score = DistributedDataParallel(self.score, device_ids=device_ids)
+        self.gen = torch.Generator(self.device).manual_seed(seed + self.dist.rank)
         self.opt = torch.optim.AdamW(self.param_groups(), lr=cfg.lr)
         schedule = warmup_cosine(0, cfg.num_iterations) if cfg.anneal_lr else (lambda _: 1.0)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, schedule)
-        self.envs = make_vector_env(env_cfg, cfg.num_envs, cfg.asynchronous,
+        self.envs = make_vector_env(env_cfg, self.num_envs, cfg.asynchronous,
                                     autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)  # fmt: skip
         self.obs_rms = RunningMeanStd(shape=(policy.obs_dim,))
         self.ret_rms = RunningMeanStd(shape=())
@@ -378,9 +413,9 @@ class PPOTrainer:
     # ------------------------------------------------------------------ rollout
     def start_episodes(self) -> None:
         """Reset every environment (seeded by seed and iteration) and the recurrent and return state."""
-        N = self.cfg.num_envs
+        N = self.num_envs
         seed = int(np.random.SeedSequence([self.seed, self.iteration]).generate_state(1)[0])
-        obs, _ = self.envs.reset(seed=seed)
+        obs, _ = self.envs.reset(seed=seed + self.envs_slice.start)  # sub-env n is seeded seed + n
         self.next_obs = self._tensor(obs)
         self.next_reset = torch.ones(N, dtype=torch.bool, device=self.device)
         self.state = self.agent.initial_state(N)
@@ -404,7 +439,7 @@ class PPOTrainer:
     def rollout(self) -> Rollout:
         """S steps of the N environments from where the last rollout stopped, with advantages."""
         c, p = self.cfg, self.policy
-        S, N, T = c.num_steps, c.num_envs, c.seq_len
+        S, N, T = c.num_steps, self.num_envs, c.seq_len
         obs = torch.zeros(S, N, p.obs_dim, device=self.device)
         actions = torch.zeros(S, N, p.act_dim, device=self.device)
         logprobs, rewards, values = (torch.zeros(S, N, device=self.device) for _ in range(3))
@@ -448,8 +483,8 @@ class PPOTrainer:
         for _ in range(c.update_epochs):
             perm = torch.randperm(b.obs.shape[0], generator=self.gen, device=self.device)
             for mb_inds in perm.chunk(c.num_minibatches):
-                h_pi, h_v, _ = self.agent(b.obs[mb_inds], index_state(b.states, mb_inds), b.resets[mb_inds])
-                _, newlogprob, entropy, newvalue = self.agent.get_action_and_value(h_pi, h_v, b.actions[mb_inds])
+                newlogprob, entropy, newvalue = self.score(b.obs[mb_inds], index_state(b.states, mb_inds),
+                                                           b.resets[mb_inds], b.actions[mb_inds])  # fmt: skip
                 logratio = newlogprob - b.logprobs[mb_inds]
                 ratio = logratio.exp()
                 with torch.no_grad():  # http://joschu.net/blog/kl-approx.html
@@ -479,7 +514,7 @@ class PPOTrainer:
                 loss.backward()
                 nn.utils.clip_grad_norm_(self.agent.parameters(), c.max_grad_norm)
                 self.opt.step()
-            if c.target_kl is not None and approx_kl > c.target_kl:
+            if c.target_kl is not None and self.dist.mean(approx_kl) > c.target_kl:  # every rank stops together
                 break
         self.sched.step()
         return {"losses/value_loss": v_loss.item(), "losses/policy_loss": pg_loss.item(),
@@ -489,8 +524,10 @@ class PPOTrainer:
                 "charts/learning_rate": self.sched.get_last_lr()[0]}  # fmt: skip
 
     def update_obs_stats(self, obs: Tensor) -> None:
-        """Fold the rollout's observations (S, N, O) into the running statistics and the policy's obs_norm."""
+        """Fold the rollout's observations (S, N, O) of every rank into the running statistics and the
+        policy's obs_norm."""
         if self.cfg.norm_obs:
+            obs = self.dist.all_gather(obs.transpose(0, 1).contiguous()).transpose(0, 1)  # (S, N·W, O) on W ranks
             self.obs_rms.update(obs.reshape(-1, obs.shape[-1]).double().cpu().numpy())
             self.agent.set_obs_stats(self.obs_rms)
 
@@ -510,7 +547,10 @@ class PPOTrainer:
         torch.save(state, buf)
         return buf.getvalue()
 
-    def save(self, name: str, with_state: bool) -> Path:
+    def save(self, name: str, with_state: bool) -> Path | None:
+        """Write ``checkpoints/NAME`` (on rank 0 only)."""
+        if not self.dist.is_main:
+            return None
         extra = {"step": self.global_step, "history": self.history[-1:], "run": self.run_info}
         files = {STATE_FILE: self._training_state()} if with_state else None
         return self.policy.save_pretrained(self.ckpt_dir / name, extra=extra, extra_files=files)
@@ -524,6 +564,9 @@ class PPOTrainer:
         self.opt.load_state_dict(s["optimizer"])
         self.sched.load_state_dict(s["scheduler"])
         self.gen.set_state(s["generator"].cpu())
+        if self.dist.rank > 0:  # the checkpoint holds rank 0's generator
+            entropy = [self.seed, self.dist.rank, s["iteration"]]
+            self.gen.manual_seed(int(np.random.SeedSequence(entropy).generate_state(1)[0]))
         for name in ("obs_rms", "ret_rms"):
             rms = getattr(self, name)
             rms.mean, rms.var = s[f"{name}_mean"].numpy(), s[f"{name}_var"].numpy()
@@ -538,7 +581,8 @@ class PPOTrainer:
         """Deterministic (mean-action) episodes of the policy; the best score is saved to checkpoints/best."""
         c = self.cfg
         env_fns = [partial(make_env, self.env_cfg) for _ in range(c.eval_envs)]
-        result = evaluate(self.policy, env_fns, c.eval_episodes, seed=10_000 + self.seed).to_dict()
+        result = evaluate(self.policy, env_fns, c.eval_episodes, seed=10_000 + self.seed,
+                          asynchronous=c.asynchronous).to_dict()  # fmt: skip
         result |= {"score": result["mean_return"], "step": self.global_step}
         self.history.append(result)
         if result["score"] > self.best_score:
@@ -564,14 +608,16 @@ class PPOTrainer:
 
     def fit(self) -> dict:
         """Train to ``total_steps``; returns the last evaluation plus training return and steps/s."""
-        c = self.cfg
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        writer = SummaryWriter(self.run_dir / "tb", purge_step=self.global_step)
+        c, main = self.cfg, self.dist.is_main
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        writer = SummaryWriter(self.run_dir / "tb", purge_step=self.global_step) if main else None
         last_eval: dict = self.history[-1] if self.history else {}
         recent: list[tuple[float, int]] = []
         start_step, t0, sps = self.global_step, time.perf_counter(), float("nan")
         self.start_episodes()
-        with progress_bar(total=c.num_iterations * c.batch_size, initial=self.global_step, description="ppo") as bar:
+        total = c.num_iterations * c.batch_size
+        with progress_bar(total=total, initial=self.global_step, description="ppo", disable=not main) as bar:
             while self.iteration < c.num_iterations:
                 metrics = self.train_iteration()
                 sps = (self.global_step - start_step) / (time.perf_counter() - t0)
@@ -581,10 +627,10 @@ class PPOTrainer:
                     metrics |= {"charts/episodic_return": float(np.mean([r for r, _ in self.episodes])),
                                 "charts/episodic_length": float(np.mean([n for _, n in self.episodes]))}  # fmt: skip
                     self.episodes = []
-                for k, v in metrics.items():
+                for k, v in metrics.items() if main else ():
                     writer.add_scalar(k, v, self.global_step)
                 end = self.iteration == c.num_iterations
-                if end or self._crossed(c.eval_every):
+                if main and (end or self._crossed(c.eval_every)):
                     last_eval = self.run_eval()
                     writer.add_scalar("eval/mean_return", last_eval["mean_return"], self.global_step)
                 if end or self._crossed(c.save_every):
@@ -592,9 +638,10 @@ class PPOTrainer:
                     self.start_episodes()
                 bar.set_postfix(ret=f"{metrics.get('charts/episodic_return', float('nan')):.1f}", sps=f"{sps:.0f}")
                 bar.update(c.batch_size)
-        writer.close()
+        if main:
+            writer.close()
         train_return = float(np.mean([r for r, _ in recent])) if recent else float("nan")
-        return last_eval | {"train_return": train_return, "steps_per_s": sps}
+        return self.dist.broadcast(last_eval | {"train_return": train_return, "steps_per_s": sps})
 
 
 def train_ppo(cfg: DictConfig) -> dict:
@@ -616,5 +663,6 @@ def train_ppo(cfg: DictConfig) -> dict:
         result = trainer.fit() | {"params": count_params(policy)}
     finally:
         trainer.close()
-    (run_dir / "eval.json").write_text(json.dumps(result, indent=2))
+    if Distributed.current().is_main:
+        (run_dir / "eval.json").write_text(json.dumps(result, indent=2))
     return result

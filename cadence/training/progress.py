@@ -21,13 +21,14 @@ class _Bar:
 
 
 @contextlib.contextmanager
-def progress_bar(total: int, description: str, initial: int = 0):
+def progress_bar(total: int, description: str, initial: int = 0, disable: bool = False):
     """A context manager yielding a bar with ``update(n)`` and ``set_postfix(**fields)``.
 
-    Redraws live on a terminal; in logs (not a TTY) it prints nothing but the final state.
+    Redraws live on a terminal; in logs (not a TTY) it prints nothing but the final state. ``disable``
+    hides it (the ranks > 0 of a distributed run).
     """
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[postfix]}"))  # fmt: skip
-    with Progress(*columns, disable=not sys.stderr.isatty(), transient=False) as progress:
+    with Progress(*columns, disable=disable or not sys.stderr.isatty(), transient=False) as progress:
         task = progress.add_task(description, total=total, completed=initial, postfix="")
         yield _Bar(progress, task)
