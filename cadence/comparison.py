@@ -23,6 +23,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -123,9 +124,29 @@ def dataset_for(task_cfg: DictConfig | EnvConfig, out: Path, collect: DictConfig
     return root
 
 
+def robustness_scores(env_cfg: DictConfig, checkpoint: Path, stressors: dict, episodes: int, envs: int, seed: int,
+                      reference: tuple[float, float] | None) -> dict[str, float]:  # fmt: skip
+    """Normalized score of ``checkpoint`` on ``env_cfg`` under each stressor ``{NAME: {wrapper: value}}``
+    (``cadence.envs.RobustnessConfig`` keys: obs_noise, obs_delay, action_delay, dropout, dropout_mode)."""
+    from .evaluation import evaluate
+    from .envs import make_env
+    from .policies import SequencePolicy
+
+    policy = SequencePolicy.from_pretrained(checkpoint).eval()
+    env = OmegaConf.to_container(env_cfg, resolve=True)
+    scores = {}
+    for name, wrappers in stressors.items():
+        stressed = env | {"wrappers": env["wrappers"] | wrappers}
+        r = evaluate(policy, [partial(make_env, stressed) for _ in range(envs)], episodes, seed=seed, reference=reference)
+        scores[name] = r.normalized_score if r.normalized_score is not None else r.mean_return
+    return scores
+
+
 def run_cell(cell: Cell, arm: Arm, out: Path, dataset: Path, budget: int, train_overrides: dict,
-             device: str = "cpu") -> dict:  # fmt: skip
+             device: str = "cpu", stressors: dict | None = None) -> dict:  # fmt: skip
     """Train and evaluate one cell (or read its JSON back); returns the cell's result.
+
+    With ``stressors`` the best checkpoint is also evaluated under each of them (``robustness``).
 
     Needs an initialized Hydra config search path (``hydra.initialize_config_dir`` or a ``@hydra.main`` app).
     """
@@ -138,6 +159,8 @@ def run_cell(cell: Cell, arm: Arm, out: Path, dataset: Path, budget: int, train_
         raise ValueError(f"cell {cell.id} is given arm {arm.name!r}")
     if isinstance(train_overrides, DictConfig):
         train_overrides = OmegaConf.to_container(train_overrides, resolve=True)
+    if isinstance(stressors, DictConfig):
+        stressors = OmegaConf.to_container(stressors, resolve=True)
     overrides = ["algo=bc", f"env={cell.task}", f"seed={cell.seed}", f"device={device}",
                  "resume=true",  # a cell interrupted mid-training continues from its last checkpoint
                  f"dataset={dataset}", f"policy.param_budget={budget}",
@@ -147,8 +170,14 @@ def run_cell(cell: Cell, arm: Arm, out: Path, dataset: Path, budget: int, train_
     started = time.time()
     t0 = time.perf_counter()
     result = train_bc(cfg)
+    if stressors:
+        ref = json.loads((dataset / "meta" / "cadence.json").read_text()).get("reference")
+        result["robustness"] = robustness_scores(cfg.env, Path(cfg.run_dir) / "checkpoints" / "best", stressors,
+                                                 cfg.algo.eval_episodes, cfg.algo.eval_envs, 10_000 + cell.seed,
+                                                 (ref["expert"], ref["random"]) if ref else None)  # fmt: skip
+    samples = cfg.algo.steps * cfg.algo.batch_size * cfg.algo.window
     result = result | {"task": cell.task, "backbone": cell.backbone, "seed": cell.seed,
-                       "train_s": time.perf_counter() - t0, "policy": arm.policy, "overrides": arm.overrides, "started": started, "finished": time.time(),
+                       "train_s": time.perf_counter() - t0, "samples_per_s": samples / result["history"][-1]["train_s"], "policy": arm.policy, "overrides": arm.overrides, "started": started, "finished": time.time(),
                        "worker": f"{socket.gethostname()}:{os.getpid()}"}  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -170,7 +199,7 @@ def run_grid_cell(cfg: DictConfig, cell: Cell) -> dict:
         raise FileNotFoundError(f"no dataset for {cell.task} at {dataset}; cadence-compare collects every task's "
                                 "dataset before it launches the cells: run it with the same overrides")  # fmt: skip
     (arm,) = resolve_arms([cell.backbone], cfg.arms)
-    return run_cell(cell, arm, Path(cfg.out), dataset, cfg.param_budget, cfg.train, cfg.device)
+    return run_cell(cell, arm, Path(cfg.out), dataset, cfg.param_budget, cfg.train, cfg.device, cfg.robustness)
 
 
 def bootstrap_ci(values: np.ndarray, stat=np.mean, n: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -196,6 +225,15 @@ def stratified_iqm_ci(by_task: dict[str, np.ndarray], n: int = 2000, seed: int =
     return float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5))
 
 
+def learning_curve(runs: list[dict]) -> dict[str, list[float]]:
+    """Mean over seeds of the evaluation history: ``step``, ``train_s`` (gradient-step time so far) and
+    ``score`` (normalized) at every evaluation the runs share."""
+    runs = [r for r in runs if r.get("history")]  # cells written before histories were recorded have none
+    n = min((len(r["history"]) for r in runs), default=0)
+    return {k: [float(np.mean([r["history"][i][k] for r in runs])) for i in range(n)]
+            for k in ("step", "train_s", "normalized_score")}  # fmt: skip
+
+
 def summarize(results: list[dict]) -> dict:
     """Per (task, backbone) and per backbone statistics of the normalized score."""
     tasks = sorted({r["task"] for r in results})
@@ -213,6 +251,9 @@ def summarize(results: list[dict]) -> dict:
                 "mean": float(scores.mean()), "ci": bootstrap_ci(scores), "n": len(scores),
                 "latency_ms_p50": float(np.mean([r["latency_ms_p50"] for r in rs])),
                 "train_s": float(np.mean([r["train_s"] for r in rs])), "params": int(rs[0]["params"]),
+                "samples_per_s": float(np.mean([r.get("samples_per_s", np.nan) for r in rs])),
+                "robustness": {k: float(np.mean([r["robustness"][k] for r in rs])) for k in rs[0].get("robustness", {})},
+                "curve": learning_curve(rs),
             }  # fmt: skip
         all_scores = np.concatenate(list(by_task.values()))
         per_backbone[b] = {"iqm": iqm(all_scores), "ci": stratified_iqm_ci(by_task), "n": len(all_scores)}
@@ -229,14 +270,23 @@ def markdown(summary: dict) -> str:
             c = summary["cells"].get((t, b))
             row.append("–" if c is None else f"{c['mean']:.1f} [{c['ci'][0]:.1f}, {c['ci'][1]:.1f}]")
         lines.append(f"| {t} | " + " | ".join(row) + " |")
-    lines += ["", "| backbone | IQM normalized score [95% CI] | runs | params | latency p50 (ms/step) | train time (s) |",
-              "|---|---|---|---|---|---|"]  # fmt: skip
+    lines += ["", "| backbone | IQM normalized score [95% CI] | runs | params | latency p50 (ms/step) | "
+              "training samples/s | cell time (s) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for b in backbones:
         a = summary["aggregate"][b]
         cells = [summary["cells"][(t, b)] for t in tasks if (t, b) in summary["cells"]]
         lines.append(f"| {b} | {a['iqm']:.1f} [{a['ci'][0]:.1f}, {a['ci'][1]:.1f}] | {a['n']} | "
                      f"{cells[0]['params']:,} | {np.mean([c['latency_ms_p50'] for c in cells]):.3f} | "
+                     f"{np.mean([c['samples_per_s'] for c in cells]):,.0f} | "
                      f"{np.mean([c['train_s'] for c in cells]):.0f} |")  # fmt: skip
+    stressors = list(dict.fromkeys(k for c in summary["cells"].values() for k in c["robustness"]))
+    if stressors:
+        lines += ["", "Robustness at evaluation (best checkpoint; normalized score, mean over tasks and seeds):", "",
+                  "| backbone | clean | " + " | ".join(stressors) + " |", "|---" * (len(stressors) + 2) + "|"]  # fmt: skip
+        for b in backbones:
+            cells = [summary["cells"][(t, b)] for t in tasks if (t, b) in summary["cells"]]
+            row = [np.mean([c["mean"] for c in cells])] + [np.mean([c["robustness"][k] for c in cells]) for k in stressors]
+            lines.append(f"| {b} | " + " | ".join(f"{v:.1f}" for v in row) + " |")
     return "\n".join(lines)
 
 
@@ -264,6 +314,37 @@ def plot(summary: dict, path: Path) -> Path:
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(tasks))], tasks)
     ax.set_ylabel("normalized score (expert = 100)")
     ax.legend(ncols=len(backbones), fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
+def plot_curves(summary: dict, path: Path) -> Path:
+    """Learning curves (mean normalized score over seeds) per task, against gradient steps (top row) and
+    against training wall-clock (bottom row), saved as PNG (atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks, backbones = summary["tasks"], summary["backbones"]
+    fig, axes = plt.subplots(2, len(tasks), figsize=(3.2 * len(tasks), 5.5), squeeze=False)
+    for j, t in enumerate(tasks):
+        for b in backbones:
+            c = summary["cells"].get((t, b))
+            if c:
+                axes[0, j].plot(c["curve"]["step"], c["curve"]["normalized_score"], marker=".", label=b)
+                axes[1, j].plot(c["curve"]["train_s"], c["curve"]["normalized_score"], marker=".", label=b)
+        axes[0, j].set_title(t, fontsize=9)
+        axes[0, j].set_xlabel("gradient steps")
+        axes[1, j].set_xlabel("training time (s)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("normalized score")
+    axes[0, -1].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}")
     fig.savefig(tmp, dpi=120, format="png")

@@ -30,21 +30,13 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from cadence.comparison import Cell, dataset_for, grid_cells, markdown, plot, run_cell, summarize
+from cadence.comparison import Cell, dataset_for, grid_cells, markdown, plot, plot_curves, run_cell, summarize
 from cadence.envs import EnvConfig
 from cadence.perf import configure_allocator
 
 log = logging.getLogger("cadence.compare")
-
-
-def resolve_profile(cfg: DictConfig) -> DictConfig:
-    if cfg.profile not in ("full", "quick"):
-        raise ValueError(f"profile {cfg.profile!r} is not 'full' or 'quick'")
-    if cfg.profile == "quick":
-        cfg = OmegaConf.merge(cfg, cfg.quick)
-    return cfg
 
 
 def provenance(argv: list[str]) -> str:
@@ -66,10 +58,9 @@ def launch_cells(cells: list[Cell], overrides: list[str], launcher: list[str]) -
                          "under OUT/launcher/; finished cells are kept, so run the same command again")  # fmt: skip
 
 
-def run_compare(cfg: DictConfig, argv: list[str], launcher: list[str] | None = None) -> dict:
+def run_compare(cfg: DictConfig, argv: list[str], launcher: list[str] | None = None, profile: str = "full") -> dict:
     """The grid of ``cfg`` and its report; ``launcher`` (Hydra overrides naming a launcher plug-in and its
     settings) runs the unfinished cells as a multirun, None runs them here one after another."""
-    cfg = resolve_profile(cfg)
     out = Path(cfg.out)
     t0 = time.perf_counter()
     cells, arms = grid_cells(cfg)
@@ -81,23 +72,25 @@ def run_compare(cfg: DictConfig, argv: list[str], launcher: list[str] | None = N
     for c in cells:
         if launcher and not c.path(out).exists():
             raise ValueError(f"cell {c.id} has no result at {c.path(out)}; see its log under {out / 'launcher'}")
-        r = run_cell(c, arms[c.backbone], out, datasets[c.task], cfg.param_budget, cfg.train, cfg.device)
+        r = run_cell(c, arms[c.backbone], out, datasets[c.task], cfg.param_budget, cfg.train, cfg.device,
+                     cfg.robustness)  # fmt: skip
         log.info("%s %s seed %d: normalized score %.1f", c.task, c.backbone, c.seed, r["normalized_score"])
         results.append(r)
     summary = summarize(results)
     wall = time.perf_counter() - t0
-    text = (f"# Backbone comparison ({cfg.profile} profile)\n\n{provenance(argv)}  \n"
+    text = (f"# Backbone comparison ({profile} profile)\n\n{provenance(argv)}  \n"
             f"Budget: {cfg.param_budget:,} parameters per policy, {cfg.train.steps} gradient steps, "
             f"{len(cfg.seeds)} seed(s); this run took {wall / 60:.0f} min (finished cells are reused).\n\n"
             f"Normalized score 100·(R − R_random)/(R_expert − R_random), mean [95% bootstrap CI] over seeds:\n\n"
-            f"{markdown(summary)}\n\n![scores](scores.png)\n")  # fmt: skip
+            f"{markdown(summary)}\n\n![scores](scores.png)\n\n"
+            f"Learning curves (mean over seeds) against gradient steps and training time:\n\n![curves](curves.png)\n")  # fmt: skip
     (out / "results.md").write_text(text)
     (out / "summary.json").write_text(json.dumps({f"{t}/{b}": v for (t, b), v in summary["cells"].items()}, indent=2))
-    plot(summary, out / "scores.png")
+    for folder in [out] + ([Path(cfg.report).parent] if cfg.report else []):
+        plot(summary, folder / "scores.png")
+        plot_curves(summary, folder / "curves.png")
     if cfg.report:
-        report = Path(cfg.report)
-        plot(summary, report.parent / "scores.png")
-        report.write_text(text)
+        Path(cfg.report).write_text(text)
     print(text)
     return summary
 
@@ -111,7 +104,7 @@ def main(cfg: DictConfig) -> None:
     if hc.runtime.choices.get("hydra/launcher", "basic") != "basic":  # cells as a multirun of that launcher
         launcher = [o for o in hc.overrides.hydra if o.startswith(("hydra/launcher=", "hydra.launcher."))]
     try:
-        run_compare(cfg, sys.argv[1:], launcher)
+        run_compare(cfg, sys.argv[1:], launcher, hc.runtime.choices["profile"])
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"cadence-compare: error: {e}") from None
 

@@ -20,7 +20,6 @@ from omegaconf import DictConfig
 
 from cadence.comparison import Cell, run_grid_cell
 from cadence.perf import configure_allocator
-from cadence.scripts.compare import resolve_profile
 
 log = logging.getLogger("cadence.compare_cell")
 
@@ -31,7 +30,7 @@ def main(cfg: DictConfig) -> float:
     if cfg.cell is None:
         raise SystemExit("compare_cell: error: name the cell, e.g. cell=invertedpendulum_p/linoss/0 (TASK/ARM/SEED)")
     try:
-        result = run_grid_cell(resolve_profile(cfg), Cell.parse(cfg.cell))
+        result = run_grid_cell(cfg, Cell.parse(cfg.cell))
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"compare_cell: error: {e}") from None
     log.info("%s: normalized score %.1f", cfg.cell, result["normalized_score"])

@@ -70,7 +70,7 @@ def train_bc(cfg: DictConfig) -> dict:
         log.info("resume=true but %s has no checkpoint yet; starting fresh", run_dir)
     log.info("training %s (%d parameters) on %s, %d frames", cfg.policy.name, count_params(policy), cfg.dataset,
              len(demos.data.observations))  # fmt: skip
-    result = trainer.fit() | {"params": count_params(policy)}
+    result = trainer.fit() | {"params": count_params(policy), "history": trainer.history}
     if Distributed.current().is_main:
         (run_dir / "eval.json").write_text(json.dumps(result, indent=2))
     return result

@@ -232,6 +232,7 @@ class BCTrainer:
         self.streams = EpisodeStreams(self.data, cfg.batch_size, self.gen) if cfg.tbptt else None
         self.carried: State | None = None
         self.step, self.best_score, self.history = 0, -math.inf, []
+        self.train_s = 0.0  # time spent in gradient steps (evaluations and checkpoints excluded)
 
     # ------------------------------------------------------------------ checkpoints
     @property
@@ -247,6 +248,7 @@ class BCTrainer:
             "step": self.step,
             "best_score": self.best_score,
             "history": json.dumps(self.history),
+            "train_s": self.train_s,
             "policy": self.policy.state_dict(),
             "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(),
@@ -299,6 +301,7 @@ class BCTrainer:
             self.streams.load_state_dict(s["streams"])
         self.carried = tuple(self._local(c) for c in s["carried"]) if s["carried"] else None
         self.step, self.best_score, self.history = s["step"], s["best_score"], json.loads(s["history"])
+        self.train_s = float(s.get("train_s", 0.0))
         log.info("resumed %s at step %d", self.run_dir, self.step)
         return True
 
@@ -337,7 +340,7 @@ class BCTrainer:
     def run_eval(self) -> dict:
         policy = self.eval_policy()
         policy.eval()
-        result = self.evaluate_fn(policy) | {"step": self.step}
+        result = self.evaluate_fn(policy) | {"step": self.step, "train_s": self.train_s}
         self.history.append(result)
         if result["score"] > self.best_score:
             self.best_score = result["score"]
@@ -354,7 +357,9 @@ class BCTrainer:
         samples, t0 = 0, time.perf_counter()
         with progress_bar(total=c.steps, initial=self.step, description="bc", disable=not main) as bar:
             while self.step < c.steps:
+                t_step = time.perf_counter()
                 m = self.train_step()
+                self.train_s += time.perf_counter() - t_step
                 samples += c.batch_size * c.window  # the global batch
                 if main and (self.step % c.log_every == 0 or self.step == c.steps):
                     sps = samples / (time.perf_counter() - t0)
