@@ -26,7 +26,7 @@ from lerobot.utils.utils import SuppressProgressBars
 from omegaconf import DictConfig
 
 from ..envs import EXPERTS, EnvConfig, Expert, make_env, make_expert, reset_expert
-from ..policies.expert import PolicyExpert
+from ..policies.expert import PolicyExpert, pretrained_expert
 from ..training.progress import progress_bar
 from .format import (ACTION, DONE, METADATA_FILE, OBS, PROGRESS_FILE, REWARD, STATE, data_files, episode_files,
                      features, read_json, write_json)  # fmt: skip
@@ -97,7 +97,10 @@ def reference_returns(env: gym.Env, expert: Expert, episodes: int, seed: int) ->
 
 
 def _resolve_expert(expert: str | Expert, env: gym.Env) -> tuple[str, Expert]:
-    """A registered expert's name, a checkpoint directory (a trained policy) or a callable."""
+    """A registered expert's name, ``ppo`` (the shipped expert of the task), a checkpoint directory (a
+    trained policy) or a callable."""
+    if expert == "ppo":
+        return expert, pretrained_expert(env)
     if isinstance(expert, str) and expert not in EXPERTS and ("/" in expert or Path(expert).exists()):
         if not (Path(expert) / "config.json").is_file():
             raise FileNotFoundError(

@@ -1,9 +1,10 @@
 """A trained policy checkpoint used as a demonstration expert.
 
-Learned experts (e.g. the full-state PPO-MLP locomotion experts of ``docs/rl.md``) are ordinary
-``SequencePolicy`` checkpoints. ``cadence-collect expert=DIR`` loads the one in ``DIR`` and feeds it the
-task's full state (``info["full_state"]``), so a policy trained on the fully observed env
-(``env=hopper``) labels the demonstrations of its partially observed variants (``env=hopper_p``).
+Learned experts are ordinary ``SequencePolicy`` checkpoints. ``cadence-collect expert=DIR`` loads the one
+in ``DIR`` and feeds it the task's full state (``info["full_state"]``), so a policy trained on the fully
+observed env (``env=hopper``) labels the demonstrations of its partially observed variants
+(``env=hopper_p``). ``expert=ppo`` (the locomotion configs' default) picks the shipped full-state
+PPO-MLP expert of the task from ``pretrained/``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,20 @@ import numpy as np
 import torch
 
 from .policy import SequencePolicy
+
+PRETRAINED = Path(__file__).parent / "pretrained"
+"""Shipped full-state PPO-MLP experts, ``ppo_TASK`` (``pretrained/README.md``: commands and returns)."""
+
+
+def pretrained_expert(env) -> PolicyExpert:
+    """The shipped PPO expert for ``env``'s MuJoCo task (``HopperEnv`` -> ``pretrained/ppo_hopper``)."""
+    task = type(env.unwrapped).__name__.removesuffix("Env").lower()
+    path = PRETRAINED / f"ppo_{task}"
+    if not path.is_dir():
+        shipped = sorted(p.name for p in PRETRAINED.glob("ppo_*"))
+        raise ValueError(f"no shipped PPO expert for {task} (shipped: {shipped}); train one with `cadence-train "
+                         f"algo=ppo policy=mlp policy.head=gaussian env=FULL_STATE_ENV` and pass expert=RUN_DIR/checkpoints/best")  # fmt: skip
+    return PolicyExpert(path)
 
 
 class PolicyExpert:

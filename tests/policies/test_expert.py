@@ -46,3 +46,16 @@ def test_wrong_state_size_is_explained(checkpoint):
 def test_missing_checkpoint_names_the_training_command(tmp_path):
     with pytest.raises(FileNotFoundError, match="cadence-train algo=ppo policy=mlp"):
         collect_dataset("invertedpendulum_p", str(tmp_path / "runs/ppo/x/best"), episodes=1, root=tmp_path / "d")
+
+
+@pytest.mark.parametrize("task, threshold", [("hopper", 2500.0), ("walker2d", 3000.0), ("halfcheetah", 4000.0)])
+def test_shipped_ppo_expert_reaches_its_return(task, threshold):
+    """``expert=ppo`` on the partially observed config picks the shipped full-state expert, which
+    walks: one clean 1000-step episode on the full-state env (the returns are in pretrained/README.md)."""
+    from cadence.datasets.collect import _resolve_expert, rollout
+
+    name, expert = _resolve_expert("ppo", make_env(f"{task}_p"))
+    assert name == "ppo" and expert.checkpoint.name == f"ppo_{task}"
+    env = make_env(task)
+    expert.reset()
+    assert rollout(env, expert, reset_seed=123).ret > threshold
