@@ -56,12 +56,12 @@ def assert_actions_close(actual: np.ndarray, expected: np.ndarray) -> None:
     np.testing.assert_allclose(actual, expected, atol=1e-5 * scale, rtol=0)
 
 
-@pytest.mark.parametrize("runtime", ["torchscript", "eager"])
+@pytest.mark.parametrize("runtime", ["numba", "torchscript", "eager"])
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_fused_linoss_controller_equals_act(variant, runtime):
     policy = small_policy("linoss", variant=variant)
     controller = Controller(policy, ControllerConfig(runtime=runtime))
-    assert controller.backbone_kind == "fused"
+    assert controller.backbone_kind == "fused" and controller.runtime == runtime
     obs = np.random.default_rng(0).normal(size=(300, 5)).astype(np.float32)
     assert_actions_close(control_episode(controller, obs), act_episode(policy, obs))
 
@@ -73,13 +73,6 @@ def test_generic_controller_equals_act(name):
     assert controller.backbone_kind == "generic"
     obs = np.random.default_rng(1).normal(size=(100, 5)).astype(np.float32)
     assert_actions_close(control_episode(controller, obs), act_episode(policy, obs))
-
-
-ONNX_BACKBONES = [
-    *sorted(set(REGISTRY) - {"transformer"}),
-    pytest.param("transformer", marks=pytest.mark.xfail(
-        strict=True, reason="the TorchScript-based ONNX exporter cannot unfold the band mask (unknown size)")),
-]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
@@ -96,10 +89,11 @@ def test_torchscript_export_equals_eager_over_1000_steps(name, tmp_path):
         torch.testing.assert_close(ls, s, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", ONNX_BACKBONES)
+@pytest.mark.parametrize("name", [*sorted(REGISTRY), "transformer-window"])
 def test_onnx_export_equals_eager_over_1000_steps(name, tmp_path):
     ort = pytest.importorskip("onnxruntime")
-    step = PolicyStep(small_policy(name))
+    name, _, step_mode = name.partition("-")
+    step = PolicyStep(small_policy(name, **({"step_mode": step_mode} if step_mode else {})))
     session = ort.InferenceSession(str(export_onnx(step, tmp_path / "step.onnx")), providers=["CPUExecutionProvider"])
     inputs, outputs = state_names(step)
     assert [i.name for i in session.get_inputs()] == inputs and [o.name for o in session.get_outputs()] == outputs
@@ -160,6 +154,16 @@ def test_hold_returns_last_action_without_advancing_the_state():
             np.testing.assert_array_equal(controller(np.full(5, np.inf, np.float32)), held[-1])
     assert controller.bad_obs_count == 2
     assert_actions_close(np.stack(held), clean)
+
+
+def test_auto_runtime_is_numba_where_it_applies_and_numba_elsewhere_raises():
+    assert Controller(small_policy("linoss")).runtime == "numba"
+    assert Controller(small_policy("gru")).runtime == "torchscript"
+    assert Controller(small_policy("linoss", norm="rms")).runtime == "torchscript"
+    with pytest.raises(ValueError, match="fused LinOSS steps only, not a generic gru step"):
+        Controller(small_policy("gru"), ControllerConfig(runtime="numba"))
+    with pytest.raises(ValueError, match="norm='layer' only"):
+        Controller(small_policy("linoss", norm="rms"), ControllerConfig(runtime="numba"))
 
 
 def test_wrong_observation_shape_and_bad_config_raise():

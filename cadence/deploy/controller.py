@@ -10,10 +10,13 @@ state held between calls::
     action = controller(obs)                 # obs (O,) -> action (A,), environment units
 
 Per call it copies ``obs`` into a preallocated float32 buffer, checks it (the guard below), runs
-the step without autograd and returns the action as a NumPy view of the step's output. The state
-tensors of a fresh episode are allocated once; ``reset()`` points back to them (the step never
-writes into its inputs). The step itself is the backbone's fused kernel when one is registered
-(:data:`~cadence.deploy.step.FUSED_STEPS`), traced and frozen by TorchScript (``runtime``).
+the step without autograd and returns the action as a NumPy array that the next call may overwrite.
+The step itself is the backbone's fused kernel when one is registered
+(:data:`~cadence.deploy.step.FUSED_STEPS`), run by one of three runtimes (``ControllerConfig.runtime``):
+a numba kernel on preallocated, double-buffered arrays (fused LinOSS,
+:class:`~cadence.deploy.numba_step.NumbaLinOSSStep`), or the PyTorch step traced and frozen by
+TorchScript, or eager (:class:`TorchRuntime`; the state tensors of a fresh episode are allocated
+once and ``reset()`` points back to them, since the step never writes into its inputs).
 
 Guard: an observation with a NaN, an inf, or an entry more than ``obs_limit`` training standard
 deviations from the training mean is *bad*. ``on_bad_obs="raise"`` raises a ``ValueError`` naming
@@ -24,6 +27,7 @@ training-mean action, clipped to the bounds).
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from dataclasses import dataclass
@@ -35,9 +39,12 @@ from torch import Tensor, nn
 from cadence.policies.backbones.base import check_state
 from cadence.policies.policy import SequencePolicy
 
+from .numba_step import NumbaLinOSSStep, numba_step_unsupported
 from .step import PolicyStep
 
-RUNTIMES = ("torchscript", "eager")
+log = logging.getLogger(__name__)
+
+RUNTIMES = ("auto", "numba", "torchscript", "eager")
 BAD_OBS_ACTIONS = ("raise", "hold")
 
 
@@ -47,9 +54,10 @@ class ControllerConfig:
 
     fused: bool = True
     """Use the backbone's fused step if one is registered (LinOSS); False = the generic ``backbone.step``."""
-    runtime: str = "torchscript"
-    """"torchscript": trace and freeze the step once (about 2x faster than eager for LinOSS, see
-    docs/deploy.md); "eager": plain PyTorch modules."""
+    runtime: str = "auto"
+    """"numba": the fused LinOSS step as one compiled kernel (fastest, see docs/deploy.md; fused LinOSS
+    with norm="layer" only); "torchscript": trace and freeze the PyTorch step once (any backbone);
+    "eager": plain PyTorch modules; "auto": "numba" where it applies, else "torchscript"."""
     on_bad_obs: str = "raise"
     """What to do with a NaN / inf / out-of-range observation: "raise" or "hold" (see module doc)."""
     obs_limit: float | None = 100.0
@@ -74,6 +82,46 @@ def trace_step(step: PolicyStep) -> torch.jit.ScriptModule:
         return torch.jit.trace(step, step.example_inputs(1))
 
 
+class TorchRuntime:
+    """A PyTorch step module (eager or TorchScript) at batch 1 with its state held between calls.
+
+    ``__call__(obs (O,) float32) -> action (A,)``; ``state``; ``reset(state=None)``: the contract of
+    :class:`~cadence.deploy.numba_step.NumbaLinOSSStep`.
+    """
+
+    def __init__(self, module: nn.Module, initial_state: tuple[Tensor, ...], obs_dim: int):
+        self._module, self._initial_state = module, initial_state
+        self._obs = torch.zeros(1, obs_dim)  # (1, O) input buffer
+        self._obs_np = self._obs.numpy()[0]  # (O,) NumPy view of the same memory
+        self.reset()
+
+    @property
+    def state(self) -> tuple[Tensor, ...]:
+        return self._state
+
+    def reset(self, state: tuple[Tensor, ...] | None = None) -> None:
+        self._state = self._initial_state if state is None else tuple(state)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        self._obs_np[:] = obs
+        action, *state = self._module(self._obs, *self._state)
+        self._state = tuple(state)
+        return action.numpy()[0]
+
+
+def make_runtime(step: PolicyStep, runtime: str) -> tuple[str, TorchRuntime | NumbaLinOSSStep]:
+    """The runtime named ``runtime`` for ``step`` ("auto" resolved) and its resolved name."""
+    unsupported = numba_step_unsupported(step)
+    if runtime == "auto":
+        runtime = "torchscript" if unsupported else "numba"
+    if runtime == "numba":
+        if unsupported:
+            raise ValueError(f"ControllerConfig.runtime 'numba': {unsupported}; use 'torchscript'")
+        return runtime, NumbaLinOSSStep(step)
+    module = torch.jit.freeze(trace_step(step)) if runtime == "torchscript" else step
+    return runtime, TorchRuntime(module, step.initial_state(1), step.obs_dim)
+
+
 class Controller:
     """A policy stepped one observation at a time (see the module docstring)."""
 
@@ -81,11 +129,9 @@ class Controller:
         self.config = config or ControllerConfig()
         self.step = PolicyStep(policy, fused=self.config.fused)
         self.obs_dim, self.act_dim = self.step.obs_dim, self.step.act_dim
-        self._run: nn.Module = self.step
-        if self.config.runtime == "torchscript":
-            self._run = torch.jit.freeze(trace_step(self.step))
-        self._obs = torch.zeros(1, self.obs_dim)  # (1, O) input buffer
-        self._obs_np = self._obs.numpy()[0]  # (O,) NumPy view of the same memory
+        self.runtime, self._run = make_runtime(self.step, self.config.runtime)
+        log.info("Controller: %s %s step, %s runtime", self.step.backbone_kind, policy.cfg.backbone, self.runtime)
+        self._obs_np = np.zeros(self.obs_dim, np.float32)  # (O,) input buffer
         self._initial_state = self.step.initial_state(1)
         norm = policy.obs_norm
         limit = self.config.obs_limit
@@ -112,7 +158,7 @@ class Controller:
     @property
     def state(self) -> tuple[Tensor, ...]:
         """The recurrent state after the last call (batch 1; layout of ``policy.initial_state``)."""
-        return self._state
+        return self._run.state
 
     def reset(self, state: tuple[Tensor, ...] | None = None) -> None:
         """Start a new episode from the zero state, or from ``state`` (batch 1, e.g. the state that
@@ -120,7 +166,7 @@ class Controller:
         keeps counting."""
         if state is not None:
             check_state("Controller.reset state", tuple(state), self._initial_state)
-        self._state = self._initial_state if state is None else tuple(state)
+        self._run.reset(None if state is None else tuple(state))
         self._last_action = self._mean_action
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
@@ -131,9 +177,7 @@ class Controller:
         np.copyto(self._obs_np, obs, casting="same_kind")
         if not ((self._obs_np >= self._obs_low) & (self._obs_np <= self._obs_high)).all():  # NaN fails both
             return self._bad_observation()
-        action, *state = self._run(self._obs, *self._state)
-        self._state = tuple(state)
-        self._last_action = action.numpy()[0]
+        self._last_action = self._run(self._obs_np)
         return self._last_action
 
     def _bad_observation(self) -> np.ndarray:

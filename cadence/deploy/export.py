@@ -8,8 +8,7 @@ ONNX names: inputs ``obs``, ``state_0`` … ``state_{n-1}``; outputs ``action``,
 ONNX uses the TorchScript-based exporter (``dynamo=False``): the dynamo exporter needs
 ``onnxscript``, which Cadence does not depend on. It needs the ``onnx`` package. That exporter has
 no rule for ``aten::rms_norm`` (ONNX's RMSNormalization is opset 23), so :func:`export_onnx` adds
-one (:func:`_rms_norm`) for the duration of the export. The Transformer backbone does not export:
-its band mask unfolds a tensor whose size the exporter cannot see (TorchScript works).
+one (:func:`_rms_norm`) for the duration of the export.
 """
 
 from __future__ import annotations

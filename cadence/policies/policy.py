@@ -120,11 +120,16 @@ class SequencePolicy(nn.Module):
         p = self.head.mean.weight
         return self.backbone.initial_state(batch_size, p.device, p.dtype)
 
-    def step(self, obs: Tensor, state: State) -> tuple[Tensor, State]:
-        """obs (B, O), state -> (action (B, A) in environment units, new state)."""
+    def step_mean(self, obs: Tensor, state: State) -> tuple[Tensor, State]:
+        """obs (B, O), state -> (normalized action mean (B, A), new state): ``step`` before ``to_env_action``."""
         check_input("obs", obs, self.obs_dim, seq=False, check_finite=True)
         h, state = self.backbone.step(self.encoder(self.obs_norm(obs)), state)
-        return self.to_env_action(self.head(h)), state
+        return self.head(h), state
+
+    def step(self, obs: Tensor, state: State) -> tuple[Tensor, State]:
+        """obs (B, O), state -> (action (B, A) in environment units, new state)."""
+        mean, state = self.step_mean(obs, state)
+        return self.to_env_action(mean), state
 
     def reset(self, batch_size: int = 1) -> None:
         """Start new episodes in ``batch_size`` environments (zero recurrent state)."""

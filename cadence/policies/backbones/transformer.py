@@ -116,7 +116,8 @@ def band_mask(count: Tensor, resets: Tensor | None, L: int, context: int) -> tup
     new = resets.long().cumsum(1) if resets is not None else cached.new_zeros(B, L)
     episode = torch.cat([cached, new], dim=1)  # (B, C + L)
     tail = episode[:, L:] == episode[:, -1:]
-    episode = F.pad(episode, (0, nb * W - L), value=-2)  # padding queries are their own episode
+    # padding queries are their own episode; cat, not F.pad: ONNX export cannot pad a long tensor with a value
+    episode = torch.cat([episode, episode.new_full((B, nb * W - L), -2)], dim=1)
     q_episode = episode[:, C:].view(B, nb, W, 1)
     k_episode = episode.unfold(1, W + C, W).unsqueeze(2)  # (B, nb, 1, W + C)
     lag = C + torch.arange(W, device=count.device)[:, None] - torch.arange(W + C, device=count.device)
@@ -177,6 +178,20 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).reshape(B, L, D)  # (B, nh, L, hd) -> (B, L, D)
         return self.resid_drop(self.proj(y)), k, v
 
+    def step(self, x: Tensor, k_cache: Tensor, v_cache: Tensor, mask: Tensor, cos: Tensor, sin: Tensor
+             ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+        """``forward`` for one step: x (B, D), caches (B, C, D), mask (B, 1, 1, C + 1) additive,
+        cos/sin (C + 1, hd) for window positions 0 .. C -> (y (B, D), keys and values (B, C + 1, D))."""
+        B, D = x.shape
+        q, k, v = self.qkv(x).split(D, dim=-1)
+        k, v = torch.cat([k_cache, k[:, None]], dim=1), torch.cat([v_cache, v[:, None]], dim=1)  # (B, C + 1, D)
+        q = rotate(q.view(B, self.n_heads, 1, -1), cos[-1:], sin[-1:])  # the query sits at window position C
+        kh = rotate(k.view(B, k.shape[1], self.n_heads, -1).transpose(1, 2), cos, sin)  # (B, nh, C + 1, hd)
+        vh = v.view(B, v.shape[1], self.n_heads, -1).transpose(1, 2)
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, kh, vh, attn_mask=mask, dropout_p=p)  # (B, nh, 1, hd)
+        return self.resid_drop(self.proj(y.reshape(B, D))), k, v
+
 
 class Block(nn.Module):
     """Pre-LN transformer block: x + attn(LN(x)), then x + MLP(LN(x)) with a 4x GELU MLP."""
@@ -193,6 +208,13 @@ class Block(nn.Module):
                 ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
         """x (B, L, D), caches (B, C, D) -> (x (B, L, D), keys and values (B, C + L, D))."""
         a, k, v = self.attn(self.ln_1(x), k_cache, v_cache, mask, cos, sin)
+        x = x + a
+        return x + self.mlp(self.ln_2(x)), k, v
+
+    def step(self, x: Tensor, k_cache: Tensor, v_cache: Tensor, mask: Tensor, cos: Tensor, sin: Tensor
+             ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+        """x (B, D), caches (B, C, D) -> (x (B, D), keys and values (B, C + 1, D)); see ``CausalSelfAttention.step``."""
+        a, k, v = self.attn.step(self.ln_1(x), k_cache, v_cache, mask, cos, sin)
         x = x + a
         return x + self.mlp(self.ln_2(x)), k, v
 
@@ -264,7 +286,30 @@ class TransformerBackbone(nn.Module):
         return y[:, C:], (seq[:, L:] * tail.unsqueeze(-1).to(x.dtype), tail.sum(1))
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
-        """x (B, D), state -> (y (B, D), new state)."""
+        """x (B, D), state -> (y (B, D), new state).
+
+        "kv_cache": a single-step path that computes ``forward`` over one step without its general
+        machinery: the mask is one row, (B, 1, 1, C + 1), built from ``count``, and one query is rotated
+        instead of a block. Like ``forward``, it returns a cache that is zero outside the episode, given
+        one that is (as every state from ``initial_state``, ``forward`` and ``step`` is): shifting it by
+        one slot keeps the zeros. "window": ``forward`` over one step.
+        """
         check_input("x", x, self.d_model, seq=False)
-        y, state = self.forward(x.unsqueeze(1), state)
-        return y.squeeze(1), state
+        if self.cfg.step_mode == "window":
+            y, state = self.forward(x.unsqueeze(1), state)
+            return y.squeeze(1), state
+        B, C = x.shape[0], self.cfg.context - 1
+        want = (B, self.cfg.n_layers, C, self.d_model)
+        if len(state) != 3 or state[0].shape != want or state[1].shape != want or state[2].shape != (B,):
+            check_state("Transformer (kv_cache) state", state, self.initial_state(B, "meta", x.dtype))  # raises
+        keys, values, count = state
+        # (B, C + 1): the cached steps of the running episode, and the new step itself
+        visible = torch.arange(C + 1, device=x.device) >= (C - count)[:, None]
+        mask = torch.zeros_like(visible, dtype=x.dtype).masked_fill_(~visible, float("-inf"))[:, None, None]
+        cos, sin = self.rope_cos[: C + 1].to(x.dtype), self.rope_sin[: C + 1].to(x.dtype)
+        new_k, new_v = [], []
+        for i, block in enumerate(self.blocks):
+            x, k, v = block.step(x, keys[:, i], values[:, i], mask, cos, sin)
+            new_k.append(k[:, 1:])  # the last C of C + 1
+            new_v.append(v[:, 1:])
+        return self.ln_f(x), (torch.stack(new_k, 1), torch.stack(new_v, 1), (count + 1).clamp_max(C))
