@@ -1,0 +1,138 @@
+"""LeRobot policy config of type ``linoss``: a Cadence :class:`~cadence.policies.SequencePolicy` (LinOSS by
+default, any Cadence backbone through ``backbone``) trained by ``lerobot-train`` on sequence windows.
+
+Symbols: L = ``burn_in + window`` frames per training sample, O observation dim, A action dim.
+
+Each training sample is the window of frame offsets ``range(-burn_in, window)`` around an anchor frame,
+for ``observation.*`` and ``action`` alike (LeRobot turns the offsets into seconds with the dataset's
+fps). The first ``burn_in`` steps only warm up the recurrent state; the loss covers the last ``window``.
+Offsets before the episode's first frame are padding (``*_is_pad``): the state restarts at the first real
+frame, as it does at deployment after ``reset()``.
+
+Normalization lives in the processors (``processor_linoss.py``), not in the network: observation.state
+and action are standardized with the dataset's mean and std.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from lerobot.configs import NormalizationMode, PreTrainedConfig
+from lerobot.optim import AdamWConfig
+from lerobot.optim.schedulers import CosineAnnealingWithWarmupSchedulerConfig
+from lerobot.utils.constants import ACTION, OBS_STATE
+from omegaconf import OmegaConf
+
+from ..configs import CONFIG_DIR
+from ..policies import PolicyConfig
+
+
+def default_backbone_kwargs(backbone: str) -> dict[str, Any]:
+    """The backbone options of ``cadence/configs/policy/<backbone>.yaml`` (what ``cadence-train`` uses)."""
+    path = CONFIG_DIR / "policy" / f"{backbone}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise ValueError(f"backbone {backbone!r} has no config {path}; use one of {known}")
+    return OmegaConf.to_container(OmegaConf.load(path).backbone_kwargs, resolve=True)
+
+
+@PreTrainedConfig.register_subclass("linoss")
+@dataclass
+class CadenceLinOSSConfig(PreTrainedConfig):
+    """Config of :class:`~cadence.lerobot.modeling_linoss.CadenceLinOSSPolicy` (``--policy.type=linoss``).
+
+    Args:
+        backbone: Temporal backbone, one of ``cadence.policies.backbones.REGISTRY`` (linoss, transformer,
+            mamba, gru, mlp).
+        backbone_kwargs: Options of the backbone's own config; None takes ``cadence/configs/policy/
+            <backbone>.yaml`` (for linoss: D-LinOSS, 2 layers, 64 oscillators, CPG init).
+        d_model: Width of encoder, backbone and head (overridden by ``param_budget``).
+        param_budget: If set, ``d_model`` is chosen so that the policy has about this many parameters.
+        encoder_layers: Linear layers of the observation encoder.
+        head: "deterministic" or "gaussian"; the action is the head's mean either way and training
+            uses MSE (a gaussian head lets PPO checkpoints be exported).
+        control_period: Seconds per control step, used by the LinOSS CPG init; None takes 1/fps of the
+            training dataset.
+        window: Steps per training sample that carry loss.
+        burn_in: Steps before them that only warm up the recurrent state.
+        drop_n_last_frames: Anchors dropped at each episode's end by lerobot-train's sampler.
+        optimizer_lr, optimizer_weight_decay, optimizer_grad_clip_norm, scheduler_warmup_steps: AdamW with
+            linear warm-up then cosine decay over the run; weight decay applies to matrices only (biases,
+            norms and oscillator parameters are not decayed, see ``get_optim_params``).
+    """
+
+    # Architecture (cadence.policies.PolicyConfig)
+    backbone: str = "linoss"
+    backbone_kwargs: dict[str, Any] | None = None
+    d_model: int = 128
+    param_budget: int | None = None
+    encoder_layers: int = 2
+    head: str = "deterministic"
+    control_period: float | None = None
+
+    # Training windows
+    window: int = 32
+    burn_in: int = 16
+    drop_n_last_frames: int = 0
+
+    normalization_mapping: dict[str, NormalizationMode] = field(
+        default_factory=lambda: {
+            "VISUAL": NormalizationMode.IDENTITY,
+            "STATE": NormalizationMode.MEAN_STD,
+            "ENV": NormalizationMode.MEAN_STD,
+            "ACTION": NormalizationMode.MEAN_STD,
+        }
+    )
+
+    # Optimizer preset: Cadence's BC defaults (cadence/configs/algo/bc.yaml)
+    optimizer_lr: float = 1e-3
+    optimizer_weight_decay: float = 1e-4
+    optimizer_grad_clip_norm: float = 1.0
+    scheduler_warmup_steps: int = 100
+
+    push_to_hub: bool = False  # the base default (True) makes lerobot-train demand a Hub repo_id
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.window < 1 or self.burn_in < 0:
+            raise ValueError(f"window must be >= 1 and burn_in >= 0, got window={self.window} burn_in={self.burn_in}")
+        if self.backbone_kwargs is None:
+            self.backbone_kwargs = default_backbone_kwargs(self.backbone)
+        self.policy_config()  # validates backbone, head and backbone_kwargs now, not at the first batch
+
+    def policy_config(self) -> PolicyConfig:
+        """The Cadence policy config this LeRobot config describes."""
+        return PolicyConfig(backbone=self.backbone, d_model=self.d_model, param_budget=self.param_budget,
+                            encoder_layers=self.encoder_layers, head=self.head,
+                            backbone_kwargs=dict(self.backbone_kwargs))  # fmt: skip
+
+    @property
+    def observation_delta_indices(self) -> list[int]:
+        return list(range(-self.burn_in, self.window))
+
+    @property
+    def action_delta_indices(self) -> list[int]:
+        return list(range(-self.burn_in, self.window))
+
+    @property
+    def reward_delta_indices(self) -> None:
+        return None
+
+    def get_optimizer_preset(self) -> AdamWConfig:
+        return AdamWConfig(lr=self.optimizer_lr, weight_decay=self.optimizer_weight_decay,
+                           grad_clip_norm=self.optimizer_grad_clip_norm)  # fmt: skip
+
+    def get_scheduler_preset(self) -> CosineAnnealingWithWarmupSchedulerConfig:
+        return CosineAnnealingWithWarmupSchedulerConfig(num_warmup_steps=self.scheduler_warmup_steps)
+
+    def validate_features(self) -> None:
+        if self.robot_state_feature is None or self.action_feature is None:
+            raise ValueError(
+                f"policy type linoss reads {OBS_STATE!r} and predicts {ACTION!r}, but the features are "
+                f"inputs {sorted(self.input_features or {})}, outputs {sorted(self.output_features or {})}; "
+                f"train on a dataset with both (cadence-collect writes them) or rename with --rename_map"
+            )
+        for name, feature in (("observation.state", self.robot_state_feature), ("action", self.action_feature)):
+            if len(feature.shape) != 1:
+                raise ValueError(f"policy type linoss needs a vector {name}, got shape {tuple(feature.shape)}")
