@@ -10,6 +10,11 @@ checkpoint, so an interrupted grid continues where it stopped. Cells are indepen
 after another in one process, or as a Hydra multirun through a launcher plug-in (joblib on all cores
 of one machine, submitit on SLURM; ``cadence.scripts.compare``).
 
+Tuning (``lr_sweep``): every arm gets the same small learning-rate sweep on one task and seed; each
+arm's best learning rate is then frozen for the whole grid. The arm at learning rate ``X`` is named
+``ARM@lrX`` (:func:`arm_at_lr`), or just ``ARM`` at the grid's default ``train.lr``, so a sweep cell at the
+default *is* the grid cell of that task and seed, and the names in tables say what was trained.
+
 Statistics (rliable-style): per task and backbone the mean normalized score with a 95% bootstrap
 confidence interval over seeds; per backbone the interquartile mean (IQM) over all task × seed runs
 with a stratified bootstrap CI (seeds resampled within each task).
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 import time
@@ -72,18 +78,60 @@ def override_value(v) -> str:
     return str(v)
 
 
+LR_TAG = "@lr"
+"""``ARM@lrX``: arm ``ARM`` trained at learning rate ``X`` (Hydra's override grammar admits no ``=`` there)."""
+
+
+def arm_at_lr(name: str, lr: float, default_lr: float) -> str:
+    """The name of arm ``name`` trained at ``lr``: ``name`` itself at ``default_lr``, else ``NAME@lrLR``."""
+    return name if math.isclose(lr, default_lr) else f"{name}{LR_TAG}{lr:g}"
+
+
 def resolve_arms(names: list[str], arms: DictConfig | dict) -> list[Arm]:
-    """The arms named on the backbone axis: an entry of ``arms`` or, failing that, a plain policy config."""
+    """The arms named on the backbone axis: an entry of ``arms`` or, failing that, a plain policy config;
+    ``NAME@lrX`` is arm ``NAME`` with ``algo.lr=X`` added to its overrides."""
     specs = OmegaConf.to_container(arms, resolve=True) if isinstance(arms, DictConfig) else dict(arms)
     resolved = []
     for name in names:
-        spec = specs.get(name, {"policy": name})
+        base, tag, lr = name.partition(LR_TAG)
+        spec = specs.get(base, {"policy": base})
         try:
-            resolved.append(to_dataclass(Arm, {"name": name} | spec, f"arms.{name}", drop=()))
+            arm = to_dataclass(Arm, {"name": base} | spec, f"arms.{base}", drop=())
         except ValueError as e:
-            raise ValueError(f"{e}; name a policy config or define the arm: arms.{name}={{policy: NAME, "
+            raise ValueError(f"{e}; name a policy config or define the arm: arms.{base}={{policy: NAME, "
                              "overrides: {KEY: VALUE}}") from None  # fmt: skip
+        if tag:
+            try:
+                arm = Arm(name, arm.policy, arm.overrides | {"algo.lr": float(lr)})
+            except ValueError:
+                raise ValueError(f"arm {name!r}: {lr!r} after {LR_TAG!r} is not a learning rate, e.g. "
+                                 f"{base}{LR_TAG}0.003") from None  # fmt: skip
+        resolved.append(arm)
     return resolved
+
+
+@dataclass
+class LRSweep:
+    """``lr_sweep`` in ``cadence/configs/compare.yaml``: the learning-rate sweep that every arm gets."""
+
+    task: str
+    """The one task the sweep runs on (an env config name); its dataset is collected like the grid's."""
+    seed: int
+    """The one seed it runs with."""
+    lrs: list[float]
+    """The learning rates tried; the grid's ``train.lr`` among them makes the sweep reuse grid cells."""
+
+    def cells(self, arms: list[str], default_lr: float) -> list[Cell]:
+        """One cell per arm and learning rate."""
+        return [Cell(self.task, arm_at_lr(a, lr, default_lr), self.seed) for a in arms for lr in self.lrs]
+
+    def choose(self, arms: list[str], results: dict[str, dict], default_lr: float) -> dict[str, float]:
+        """Each arm's learning rate with the best normalized score in ``results`` (cell JSONs by arm
+        name); a tie goes to the rate nearest ``default_lr`` (in log scale)."""
+        def rank(arm: str, lr: float) -> tuple[float, float]:
+            return results[arm_at_lr(arm, lr, default_lr)]["normalized_score"], -abs(math.log(lr / default_lr))
+
+        return {a: max(self.lrs, key=partial(rank, a)) for a in arms}
 
 
 @dataclass(frozen=True)
@@ -142,6 +190,21 @@ def robustness_scores(env_cfg: DictConfig, checkpoint: Path, stressors: dict, ep
     return scores
 
 
+def train_config(cell: Cell, arm: Arm, out: Path, dataset: Path, budget: int, train_overrides: dict,
+                 device: str = "cpu") -> DictConfig:  # fmt: skip
+    """The ``cadence-train algo=bc`` config of one cell: the grid's shared ``train_overrides`` (keys of
+    ``algo``), then the arm's own overrides, which win (e.g. ``linoss_l64``'s ``algo.window``).
+    Needs an initialized Hydra config search path."""
+    if isinstance(train_overrides, DictConfig):
+        train_overrides = OmegaConf.to_container(train_overrides, resolve=True)
+    overrides = ["algo=bc", f"env={cell.task}", f"seed={cell.seed}", f"device={device}",
+                 "resume=true",  # a cell interrupted mid-training continues from its last checkpoint
+                 f"dataset={dataset}", f"policy.param_budget={budget}",
+                 f"run_dir={out / 'runs' / cell.task / cell.backbone / f'seed{cell.seed}'}"]  # fmt: skip
+    overrides += [f"algo.{k}={override_value(v)}" for k, v in train_overrides.items()] + arm.train_overrides()
+    return compose(config_name="train", overrides=overrides)
+
+
 def run_cell(cell: Cell, arm: Arm, out: Path, dataset: Path, budget: int, train_overrides: dict,
              device: str = "cpu", stressors: dict | None = None) -> dict:  # fmt: skip
     """Train and evaluate one cell (or read its JSON back); returns the cell's result.
@@ -152,21 +215,19 @@ def run_cell(cell: Cell, arm: Arm, out: Path, dataset: Path, budget: int, train_
     """
     from .scripts.train import train_bc  # the CLI's own code path
 
-    path = cell.path(out)
-    if path.exists():
-        return json.loads(path.read_text())
     if arm.name != cell.backbone:
         raise ValueError(f"cell {cell.id} is given arm {arm.name!r}")
-    if isinstance(train_overrides, DictConfig):
-        train_overrides = OmegaConf.to_container(train_overrides, resolve=True)
+    path = cell.path(out)
+    if path.exists():
+        done = json.loads(path.read_text())
+        if done.get("overrides", {}) != arm.overrides:
+            raise ValueError(f"cell {cell.id} at {path} was trained with overrides {done.get('overrides')}, but arm "
+                             f"{arm.name!r} now has {arm.overrides}: delete that JSON and the cell's run directory "
+                             "(OUT/runs/TASK/ARM/seedS), or give the changed arm another name")  # fmt: skip
+        return done
     if isinstance(stressors, DictConfig):
         stressors = OmegaConf.to_container(stressors, resolve=True)
-    overrides = ["algo=bc", f"env={cell.task}", f"seed={cell.seed}", f"device={device}",
-                 "resume=true",  # a cell interrupted mid-training continues from its last checkpoint
-                 f"dataset={dataset}", f"policy.param_budget={budget}",
-                 f"run_dir={out / 'runs' / cell.task / cell.backbone / f'seed{cell.seed}'}"]  # fmt: skip
-    overrides += arm.train_overrides() + [f"algo.{k}={override_value(v)}" for k, v in train_overrides.items()]
-    cfg = compose(config_name="train", overrides=overrides)
+    cfg = train_config(cell, arm, out, dataset, budget, train_overrides, device)
     started = time.time()
     t0 = time.perf_counter()
     result = train_bc(cfg)
@@ -186,9 +247,10 @@ def run_cell(cell: Cell, arm: Arm, out: Path, dataset: Path, budget: int, train_
     return result
 
 
-def grid_cells(cfg: DictConfig) -> tuple[list[Cell], dict[str, Arm]]:
-    """The cells of a comparison config (``tasks`` × ``seeds`` × ``backbones``, in that nesting) and its arms."""
-    arms = {a.name: a for a in resolve_arms(list(cfg.backbones), cfg.arms)}
+def grid_cells(cfg: DictConfig, backbones: list[str] | None = None) -> tuple[list[Cell], dict[str, Arm]]:
+    """The cells of a comparison config (``tasks`` × ``seeds`` × arms, in that nesting) and their arms;
+    the arms are ``backbones`` (e.g. with their tuned learning rates) or else ``cfg.backbones``."""
+    arms = {a.name: a for a in resolve_arms(list(backbones or cfg.backbones), cfg.arms)}
     return [Cell(task, name, seed) for task in cfg.tasks for seed in cfg.seeds for name in arms], arms
 
 

@@ -1,26 +1,34 @@
 """The comparison harness: a cell's result (learning curve, throughput, robustness), the report built
-from cells, and the shipped grid config (profiles, ablation arms)."""
+from cells, the shipped grid config (profiles, ablation arms) and the learning-rate sweep."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from cadence.comparison import Cell, grid_cells, markdown, plot_curves, resolve_arms, run_cell, summarize
+from cadence.comparison import (Cell, LRSweep, arm_at_lr, grid_cells, markdown, plot_curves, resolve_arms, run_cell,
+                                summarize, train_config)
 from cadence.configs import CONFIG_DIR
 from cadence.datasets import collect_dataset
+from cadence.scripts.compare import run_compare
 
 TASK = "invertedpendulum_p"
 TRAIN = {"steps": 20, "batch_size": 8, "window": 8, "eval_every": 10, "eval_episodes": 2, "eval_envs": 1}
 
 
 @pytest.fixture(scope="module")
-def cells(tmp_path_factory):
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("compare") / "datasets" / TASK
+    collect_dataset(TASK, "lqr", episodes=3, root=root, noise=0.5, seed=0, reference_episodes=2)
+    return root
+
+
+@pytest.fixture(scope="module")
+def cells(dataset):
     """Two tiny cells (gru, linoss) with a stressor evaluation each."""
-    out = tmp_path_factory.mktemp("compare")
-    dataset = out / "datasets" / TASK
-    collect_dataset(TASK, "lqr", episodes=3, root=dataset, noise=0.5, seed=0, reference_episodes=2)
+    out = dataset.parent.parent
     stressors = {"delay3": {"obs_delay": 3}, "noise": {"obs_noise": 0.5}}
     with initialize_config_dir(str(CONFIG_DIR), version_base=None):
         return [run_cell(Cell(TASK, arm.name, 0), arm, out, dataset, 20_000, TRAIN, stressors=stressors)
@@ -71,3 +79,49 @@ def test_every_shipped_arm_composes_into_a_train_config():
                 assert node == value, (arm.name, key)
     cells, _ = grid_cells(cfg)
     assert len(cells) == len(cfg.tasks) * len(cfg.seeds) * 2
+
+
+def test_arm_overrides_win_over_the_grid_settings_and_lr_names_set_the_rate(tmp_path):
+    """linoss_l64 must train on 64-step independent windows even though the grid's train.window is 16,
+    and ``ARM@lrX`` is the arm at learning rate X, its other overrides kept."""
+    with initialize_config_dir(str(CONFIG_DIR), version_base=None):
+        grid = compose("compare")
+        arms = {a.name: a for a in resolve_arms(["linoss_l64", "linoss_ring@lr0.003", "gru"], grid.arms)}
+        cfg = {name: train_config(Cell(TASK, name, 0), arm, tmp_path, tmp_path, 1000, grid.train)
+               for name, arm in arms.items()}  # fmt: skip
+    assert grid.train.window == 16 and cfg["linoss_l64"].algo.window == 64 and cfg["linoss_l64"].algo.tbptt is False
+    assert cfg["linoss_ring@lr0.003"].algo.lr == 0.003 and cfg["gru"].algo.lr == grid.train.lr == 1e-3
+    assert cfg["linoss_ring@lr0.003"].policy.backbone_kwargs.init.kind == "ring"
+    assert arm_at_lr("gru", 1e-3, 1e-3) == "gru" and arm_at_lr("gru", 3e-4, 1e-3) == "gru@lr0.0003"
+    with pytest.raises(ValueError, match=r"'fast' after '@lr' is not a learning rate, e\.g\. gru@lr0\.003"):
+        resolve_arms(["gru@lrfast"], {})
+
+
+def test_sweep_picks_the_best_rate_per_arm_and_breaks_ties_toward_the_default():
+    sweep = LRSweep(task=TASK, seed=0, lrs=[3e-4, 1e-3, 3e-3])
+    assert [c.backbone for c in sweep.cells(["gru"], 1e-3)] == ["gru@lr0.0003", "gru", "gru@lr0.003"]
+    scores = {"gru@lr0.0003": 50, "gru": 70, "gru@lr0.003": 90, "mlp@lr0.0003": 100, "mlp": 100, "mlp@lr0.003": 100}
+    chosen = sweep.choose(["gru", "mlp"], {k: {"normalized_score": v} for k, v in scores.items()}, 1e-3)
+    assert chosen == {"gru": 3e-3, "mlp": 1e-3}
+
+
+def test_compare_tunes_each_arm_then_runs_the_grid_at_its_rate(dataset, tmp_path):
+    out = tmp_path / "compare"
+    shutil.copytree(dataset, out / "datasets" / TASK)
+    overrides = [f"out={out}", f"tasks=[{TASK}]", "seeds=[0,1]", "backbones=[gru,mlp]", "param_budget=5000",
+                 "train.steps=30", "train.batch_size=8", "train.window=8", "train.eval_every=0", "train.eval_episodes=2",
+                 "train.eval_envs=1", "robustness={}", f"lr_sweep.task={TASK}", "lr_sweep.lrs=[1e-3,3e-2]"]  # fmt: skip
+    with initialize_config_dir(str(CONFIG_DIR), version_base=None):
+        summary = run_compare(compose("compare", overrides=overrides), overrides)
+    swept = {p.parent.name: json.loads(p.read_text()) for p in (out / "cells" / TASK).glob("*/seed0.json")}
+    assert {"gru", "gru@lr0.03", "mlp", "mlp@lr0.03"} <= set(swept)
+    assert swept["gru@lr0.03"]["overrides"] == {"algo.lr": 0.03} and swept["gru"]["overrides"] == {}
+    chosen = LRSweep(TASK, 0, [1e-3, 3e-2]).choose(["gru", "mlp"], swept, 1e-3)
+    tuned = [arm_at_lr(a, chosen[a], 1e-3) for a in ("gru", "mlp")]
+    assert summary["backbones"] == tuned  # the grid trains every arm at its chosen rate, seed 0 reused from the sweep
+    assert all(summary["cells"][(TASK, a)]["n"] == 2 for a in tuned)
+    report = (out / "results.md").read_text()
+    assert "| arm | lr 0.001 | lr 0.03 | chosen |" in report and f"| {tuned[0]} |" in report
+    (out / "cells" / TASK / "gru" / "seed0.json").write_text(json.dumps(swept["gru"] | {"overrides": {"algo.lr": 1}}))
+    with initialize_config_dir(str(CONFIG_DIR), version_base=None), pytest.raises(ValueError, match="delete that JSON"):
+        run_compare(compose("compare", overrides=overrides), overrides)
