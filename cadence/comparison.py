@@ -164,11 +164,22 @@ def dataset_dir(out: Path, task: str) -> Path:
 
 
 def dataset_for(task_cfg: DictConfig | EnvConfig, out: Path, collect: DictConfig, seed: int) -> Path:
-    """The task's demonstrations under ``out/datasets``, collected on first use."""
+    """The task's demonstrations under ``out/datasets``, collected on first use: ``collect.episodes``
+    episodes of the task's expert with DART noise ``collect.noise``, or the task's own ``demo_noise``
+    when that is null. A dataset already there with another noise or episode count is refused."""
+    task_cfg = EnvConfig.load(task_cfg)
+    noise = task_cfg.demo_noise if collect.noise is None else float(collect.noise)
     root = dataset_dir(out, task_cfg.name)
-    if not (root / "meta" / "cadence.json").exists():
-        log.info("collecting %d %s demonstrations on %s", collect.episodes, task_cfg.expert, task_cfg.name)
-        collect_dataset(task_cfg, task_cfg.expert, collect.episodes, root, noise=collect.noise, seed=seed)
+    meta = root / "meta" / "cadence.json"
+    if not meta.exists():
+        log.info("collecting %d %s demonstrations on %s (noise %g)", collect.episodes, task_cfg.expert, task_cfg.name,
+                 noise)  # fmt: skip
+        collect_dataset(task_cfg, task_cfg.expert, collect.episodes, root, noise=noise, seed=seed)
+    recorded = json.loads(meta.read_text())
+    if (recorded["noise"], recorded["episodes"]) != (noise, collect.episodes):
+        raise ValueError(f"{root} holds {recorded['episodes']} episodes collected with noise {recorded['noise']}, but "
+                         f"the grid asks for {collect.episodes} with noise {noise}: delete that dataset and the cells "
+                         "trained on it (OUT/cells/TASK, OUT/runs/TASK), or use another out=")  # fmt: skip
     return root
 
 

@@ -110,7 +110,8 @@ def test_compare_tunes_each_arm_then_runs_the_grid_at_its_rate(dataset, tmp_path
     shutil.copytree(dataset, out / "datasets" / TASK)
     overrides = [f"out={out}", f"tasks=[{TASK}]", "seeds=[0,1]", "backbones=[gru,mlp]", "param_budget=5000",
                  "train.steps=30", "train.batch_size=8", "train.window=8", "train.eval_every=0", "train.eval_episodes=2",
-                 "train.eval_envs=1", "robustness={}", f"lr_sweep.task={TASK}", "lr_sweep.lrs=[1e-3,3e-2]"]  # fmt: skip
+                 "train.eval_envs=1", "robustness={}", f"lr_sweep.task={TASK}", "lr_sweep.lrs=[1e-3,3e-2]",
+                 "collect.episodes=3"]  # the fixture's dataset  # fmt: skip
     with initialize_config_dir(str(CONFIG_DIR), version_base=None):
         summary = run_compare(compose("compare", overrides=overrides), overrides)
     swept = {p.parent.name: json.loads(p.read_text()) for p in (out / "cells" / TASK).glob("*/seed0.json")}

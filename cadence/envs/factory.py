@@ -29,6 +29,10 @@ class EnvConfig:
     """Default expert of ``cadence-collect`` (a name in ``cadence.envs.experts.EXPERTS``)."""
     wrappers: RobustnessConfig = field(default_factory=RobustnessConfig)
     """Robustness stressors, all off by default."""
+    demo_noise: float = 0.5
+    """DART noise std (action units) the task's demonstrations are collected with by default
+    (``cadence-collect``, the comparison grid): as large as the expert still recovers from, so the
+    demonstrations show recoveries without failing (docs/tasks.md, "Demonstration noise")."""
 
     def __post_init__(self):
         self.wrappers = robustness_config(self.wrappers, f"env {self.name} wrappers")

@@ -29,7 +29,7 @@ def test_compare_runs_two_cells_in_parallel_through_joblib(dataset, tmp_path):
     args = [sys.executable, "-m", "cadence.scripts.compare", f"out={out}", f"tasks=[{TASK}]", "seeds=[0]",
             "backbones=[gru,gru_deep]", "+arms.gru_deep={policy:gru,overrides:{policy.backbone_kwargs.n_layers:2}}",
             "param_budget=5000", "train.steps=4", "train.eval_every=0", "train.eval_episodes=1", "train.eval_envs=1",
-            "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]  # fmt: skip
+            "collect.episodes=4", "lr_sweep=null", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]  # fmt: skip
     r = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     cells = {arm: json.loads((out / "cells" / TASK / arm / "seed0.json").read_text()) for arm in ("gru", "gru_deep")}
