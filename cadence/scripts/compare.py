@@ -122,6 +122,7 @@ def run_compare(cfg: DictConfig, argv: list[str], launcher: list[str] | None = N
     (out / "results.md").write_text(text)
     (out / "summary.json").write_text(json.dumps({f"{t}/{b}": v for (t, b), v in summary["cells"].items()}, indent=2))
     for folder in [out] + ([Path(cfg.report).parent] if cfg.report else []):
+        folder.mkdir(parents=True, exist_ok=True)
         plot(summary, folder / "scores.png")
         plot_curves(summary, folder / "curves.png")
     if cfg.report:

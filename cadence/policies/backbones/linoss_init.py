@@ -19,6 +19,9 @@ Inits (``InitConfig.kind``):
   - LinOSS-IM: A = tan² θ / Δ²          (decay then follows: r = cos θ; needs θ < π/2)
 
   A fraction ``broadband_fraction`` of the modes keeps the paper init for non-rhythmic features.
+  With ``unit_gain`` (default) every mode's row of B is multiplied by min(A, 1): the static gain
+  B/A of x'' = −A x − G x' + B u then stays at most B's scale at any control rate (A ∝ θ²/Δ² is tiny
+  at high rates, e.g. ~0.007 for 0.5 Hz at 125 Hz; the broadband modes' A ~ U[0, 1) has the same tail).
 * ``"data"`` — the demonstrations' own rhythms: a fraction ``peak_fraction`` of the modes is placed
   at the peak frequencies ``peaks_hz`` of the training data's Welch power spectrum (round-robin over
   the peaks, strongest first, each f = f_peak·(1 + peak_spread·U[−1, 1])), with decay times and the
@@ -71,6 +74,11 @@ class InitConfig:
     """Uniform init: G ~ U[0, G_max]."""
     dt_std: float = 0.5
     """D-LinOSS: Δt_raw ~ N(0, dt_std²)."""
+    unit_gain: bool = True
+    """CPG / data: scale every mode's row of B by min(A, 1), so that its response to a constant input,
+    x* = B u / A, is at most B's scale whatever the control rate. Without it that gain grows as
+    1/A ∝ 1/(f·dt_env)²: at 125 Hz a block's output is ~100× its input and BC fails (docs/linoss.md,
+    "Input gain")."""
     peak_fraction: float = 0.5
     """Data init: fraction of the modes placed at the peak frequencies ``peaks_hz``."""
     peak_spread: float = 0.05
@@ -205,7 +213,8 @@ def band_targets(P: int, cfg: InitConfig, control_period: float | None, variant:
 
 @torch.no_grad()
 def init_oscillators_(layer, cfg: InitConfig, control_period: float | None = None, g=None) -> None:
-    """Set ``layer``'s raw ``A_diag``, ``G_diag`` (damped) and ``steps`` in place per ``cfg``."""
+    """Set ``layer``'s raw ``A_diag``, ``G_diag`` (damped) and ``steps`` in place per ``cfg`` (and, for
+    ``cpg`` / ``data`` with ``cfg.unit_gain``, scale the rows of ``B``)."""
     P, variant = layer.state_dim, layer.variant
     if cfg.kind == "ring" and variant != "damped":
         raise ValueError("init 'ring' places eigenvalue radii, which only D-LinOSS (variant='damped') has")
@@ -222,6 +231,8 @@ def init_oscillators_(layer, cfg: InitConfig, control_period: float | None = Non
             A[n_broad:] = 2 * (1 - torch.cos(theta)) / dt**2
         else:
             A[n_broad:] = torch.tan(theta) ** 2 / dt**2
+        if cfg.unit_gain:
+            layer.B *= A.clamp(max=1.0)[:, None, None].to(layer.B.dtype)
     layer.A_diag.copy_(A)
     layer.steps.copy_(steps)
     if variant == "damped":

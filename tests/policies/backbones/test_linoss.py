@@ -128,6 +128,23 @@ def test_cpg_init_places_requested_eigenvalues(variant, control_period):
     assert ((spec > 0.5 - 1e-9) & (spec < 4.0 + 1e-9)).all()
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_cpg_unit_gain_bounds_the_static_gain_at_any_control_rate(variant):
+    """For a constant input u the state settles at x* = B u / A: with ``unit_gain`` every mode's static gain
+    ‖B_k‖ / A_k stays within B's own scale at 20, 125 and 500 Hz; without it the slow modes of a fast control
+    loop amplify by orders of magnitude (1/A ∝ 1/(f·dt)²), which broke BC at 125 Hz."""
+    gain = {}
+    for unit_gain in (True, False):
+        for rate in (20, 125, 500):
+            layer = LinOSSLayer(64, 16, variant, init=InitConfig(kind="cpg", unit_gain=unit_gain),
+                                control_period=1 / rate, generator=torch.Generator().manual_seed(0))  # fmt: skip
+            A = layer.constrained()[0].detach()
+            gain[unit_gain, rate] = float((layer.B.detach().flatten(1).norm(dim=1) / A).max())
+    b_scale = math.sqrt(2)  # ‖B_k‖ ≤ √(2H)/√H for B ~ U[-1/√H, 1/√H) of shape (H, 2)
+    assert all(gain[True, rate] <= b_scale for rate in (20, 125, 500)), gain
+    assert gain[False, 500] > 100 * b_scale and gain[False, 125] > 10 * b_scale, gain
+
+
 def test_cpg_init_needs_control_period():
     with pytest.raises(ValueError, match="control period"):
         make_backbone("linoss", d_model=8, n_layers=1, state_dim=4)
