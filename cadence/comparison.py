@@ -228,13 +228,16 @@ def run_cell(cell: Cell, arm: Arm, out: Path, dataset: Path, budget: int, train_
 
     if arm.name != cell.backbone:
         raise ValueError(f"cell {cell.id} is given arm {arm.name!r}")
+    if isinstance(train_overrides, DictConfig):
+        train_overrides = OmegaConf.to_container(train_overrides, resolve=True)
     path = cell.path(out)
     if path.exists():
         done = json.loads(path.read_text())
-        if done.get("overrides", {}) != arm.overrides:
-            raise ValueError(f"cell {cell.id} at {path} was trained with overrides {done.get('overrides')}, but arm "
-                             f"{arm.name!r} now has {arm.overrides}: delete that JSON and the cell's run directory "
-                             "(OUT/runs/TASK/ARM/seedS), or give the changed arm another name")  # fmt: skip
+        for what, now in (("overrides", arm.overrides), ("train", train_overrides)):
+            if done.get(what, now) != now:  # cells written before "train" was recorded have none to compare
+                raise ValueError(f"cell {cell.id} at {path} was trained with {what} {done[what]}, but the grid now asks "
+                                 f"for {now}: delete that JSON and the cell's run directory (OUT/runs/TASK/ARM/seedS), "
+                                 "use another out=, or give a changed arm another name")  # fmt: skip
         return done
     if isinstance(stressors, DictConfig):
         stressors = OmegaConf.to_container(stressors, resolve=True)
@@ -248,7 +251,7 @@ def run_cell(cell: Cell, arm: Arm, out: Path, dataset: Path, budget: int, train_
                                                  cfg.algo.eval_episodes, cfg.algo.eval_envs, 10_000 + cell.seed,
                                                  (ref["expert"], ref["random"]) if ref else None)  # fmt: skip
     samples = cfg.algo.steps * cfg.algo.batch_size * cfg.algo.window
-    result = result | {"task": cell.task, "backbone": cell.backbone, "seed": cell.seed,
+    result = result | {"task": cell.task, "backbone": cell.backbone, "seed": cell.seed, "train": train_overrides,
                        "train_s": time.perf_counter() - t0, "samples_per_s": samples / result["history"][-1]["train_s"], "policy": arm.policy, "overrides": arm.overrides, "started": started, "finished": time.time(),
                        "worker": f"{socket.gethostname()}:{os.getpid()}"}  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -69,7 +69,7 @@ def test_every_shipped_arm_composes_into_a_train_config():
     with initialize_config_dir(str(CONFIG_DIR), version_base=None):
         cfg = compose("compare", overrides=[f"backbones=[{','.join(['linoss', 'gru'])}]"])
         arms = resolve_arms(list(cfg.arms), cfg.arms)
-        assert {a.name for a in arms} >= {"linoss_paper", "linoss_ring", "linoss_data", "linoss_im", "linoss_imex"}
+        assert {a.name for a in arms} >= {"linoss_uniform", "linoss_ring", "linoss_data", "linoss_im", "linoss_imex"}
         for arm in arms:
             train = compose("train", overrides=["algo=bc", f"env={TASK}"] + arm.train_overrides())
             for key, value in arm.overrides.items():
@@ -123,6 +123,10 @@ def test_compare_tunes_each_arm_then_runs_the_grid_at_its_rate(dataset, tmp_path
     assert all(summary["cells"][(TASK, a)]["n"] == 2 for a in tuned)
     report = (out / "results.md").read_text()
     assert "| arm | lr 0.001 | lr 0.03 | chosen |" in report and f"| {tuned[0]} |" in report
+    assert swept["gru"]["train"]["steps"] == 30
+    longer = [*overrides, "train.steps=31"]  # a changed grid setting: the finished cells no longer match it
+    with initialize_config_dir(str(CONFIG_DIR), version_base=None), pytest.raises(ValueError, match="trained with train"):
+        run_compare(compose("compare", overrides=longer), longer)
     (out / "cells" / TASK / "gru" / "seed0.json").write_text(json.dumps(swept["gru"] | {"overrides": {"algo.lr": 1}}))
     with initialize_config_dir(str(CONFIG_DIR), version_base=None), pytest.raises(ValueError, match="delete that JSON"):
         run_compare(compose("compare", overrides=overrides), overrides)

@@ -19,9 +19,10 @@ Inits (``InitConfig.kind``):
   - LinOSS-IM: A = tan² θ / Δ²          (decay then follows: r = cos θ; needs θ < π/2)
 
   A fraction ``broadband_fraction`` of the modes keeps the paper init for non-rhythmic features.
-  With ``unit_gain`` (default) every mode's row of B is multiplied by min(A, 1): the static gain
-  B/A of x'' = −A x − G x' + B u then stays at most B's scale at any control rate (A ∝ θ²/Δ² is tiny
-  at high rates, e.g. ~0.007 for 0.5 Hz at 125 Hz; the broadband modes' A ~ U[0, 1) has the same tail).
+  The band modes' internal step Δ is chosen so that A = 1 (:func:`unit_stiffness_step`): with the
+  paper's Δ ≈ 0.5, A ∝ θ²/Δ² is tiny at high control rates (~0.007 for 0.5 Hz at 125 Hz). With
+  ``unit_gain`` (default) every mode's row of B is multiplied by min(A, 1), so the static gain B/A of
+  x'' = −A x − G x' + B u stays at most B's scale (the broadband modes' A ~ U[0, 1) has a tail near 0).
 * ``"data"`` — the demonstrations' own rhythms: a fraction ``peak_fraction`` of the modes is placed
   at the peak frequencies ``peaks_hz`` of the training data's Welch power spectrum (round-robin over
   the peaks, strongest first, each f = f_peak·(1 + peak_spread·U[−1, 1])), with decay times and the
@@ -77,8 +78,9 @@ class InitConfig:
     unit_gain: bool = True
     """CPG / data: scale every mode's row of B by min(A, 1), so that its response to a constant input,
     x* = B u / A, is at most B's scale whatever the control rate. Without it that gain grows as
-    1/A ∝ 1/(f·dt_env)²: at 125 Hz a block's output is ~100× its input and BC fails (docs/linoss.md,
-    "Input gain")."""
+    1/A: with the paper's Δ at 125 Hz a block's output was ~100× its input and BC failed; with the band
+    modes at A = 1 (:func:`unit_stiffness_step`) it bounds the broadband modes (docs/linoss.md,
+    "Parameter scale and input gain")."""
     peak_fraction: float = 0.5
     """Data init: fraction of the modes placed at the peak frequencies ``peaks_hz``."""
     peak_spread: float = 0.05
@@ -211,6 +213,30 @@ def band_targets(P: int, cfg: InitConfig, control_period: float | None, variant:
     return n_broad, theta, r
 
 
+DT_RANGE = (1e-4, 0.9)
+"""Internal steps Δ the band modes may get (sigmoid keeps Δ in (0, 1))."""
+
+
+def unit_stiffness_step(variant: str, theta: Tensor, r: Tensor) -> Tensor:
+    """The internal step Δ (P,) at which a mode turning by θ and shrinking by r per step has stiffness A = 1.
+
+    The paper inits draw Δ = sigmoid(N(0, 0.5²)) ≈ 0.5 whatever the control rate; then A ∝ θ²/Δ², and at
+    high rates the band's small angles (θ = 2π f dt_env ≈ 0.025 for 0.5 Hz at 125 Hz) put A near 0, where
+    Adam, whose steps are ≈ lr whatever a parameter's size, moves A by its own magnitude and BC fails
+    (docs/linoss.md, "Parameter scale and input gain"). Choosing Δ instead keeps A = 1 and puts the rate
+    into Δ, whose raw parameter is ≈ log Δ for small Δ, so updates are relative. At A = 1 the transitions give:
+    D-LinOSS Δ = |1 − r e^{iθ}| / r (the ring closed form), IMEX Δ = 2 sin(θ/2), IM Δ = tan θ; Δ is
+    clipped to ``DT_RANGE`` (where clipped, A follows from the formulas as usual).
+    """
+    if variant == "damped":
+        dt = torch.sqrt(1 - 2 * r * torch.cos(theta) + r**2) / r
+    elif variant == "imex":
+        dt = 2 * torch.sin(theta / 2)
+    else:
+        dt = torch.tan(theta)
+    return dt.clamp(*DT_RANGE)
+
+
 @torch.no_grad()
 def init_oscillators_(layer, cfg: InitConfig, control_period: float | None = None, g=None) -> None:
     """Set ``layer``'s raw ``A_diag``, ``G_diag`` (damped) and ``steps`` in place per ``cfg`` (and, for
@@ -224,7 +250,8 @@ def init_oscillators_(layer, cfg: InitConfig, control_period: float | None = Non
         A, G, steps = _paper_draw(variant, P, cfg, g)
     if cfg.kind in ("cpg", "data"):
         n_broad, theta, r = band_targets(P, cfg, control_period, variant, g)
-        dt = torch.sigmoid(steps[n_broad:])
+        dt = unit_stiffness_step(variant, theta, r)
+        steps[n_broad:] = torch.logit(dt)
         if variant == "damped":
             A[n_broad:], G[n_broad:] = ring_to_AG(r, theta, dt)
         elif variant == "imex":
