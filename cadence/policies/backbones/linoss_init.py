@@ -114,8 +114,15 @@ class InitConfig:
                 raise ValueError(f"peaks_hz must be positive frequencies in Hz, got {self.peaks_hz}")
 
 
+# Draws are made on the CPU whatever the default device, then copied into the parameters: the policy is
+# also built on the "meta" device to count its parameters (size_to_budget), where the rejection sampling
+# of the uniform init (boolean indexing) cannot run.
 def _uniform(n: int, lo: float, hi: float, g: torch.Generator | None) -> Tensor:
-    return torch.rand(n, generator=g, dtype=torch.float64) * (hi - lo) + lo
+    return torch.rand(n, generator=g, dtype=torch.float64, device="cpu") * (hi - lo) + lo
+
+
+def _normal(n: int, std: float, g: torch.Generator | None) -> Tensor:
+    return torch.randn(n, generator=g, dtype=torch.float64, device="cpu") * std
 
 
 def _log_uniform(n: int, lo: float, hi: float, g: torch.Generator | None) -> Tensor:
@@ -133,7 +140,7 @@ def _paper_draw(variant: str, P: int, cfg: InitConfig, g) -> tuple[Tensor, Tenso
     """Raw (A_diag, G_diag, steps) of the variant's paper default, float64."""
     if variant != "damped":
         return _uniform(P, 0.0, 1.0, g), torch.zeros(P, dtype=torch.float64), _uniform(P, 0.0, 1.0, g)
-    steps = torch.randn(P, generator=g, dtype=torch.float64) * cfg.dt_std
+    steps = _normal(P, cfg.dt_std, g)
     r = torch.sqrt(_uniform(P, cfg.r_min**2, cfg.r_max**2, g))
     theta = _uniform(P, cfg.theta_min, cfg.theta_max, g)
     A, G = ring_to_AG(r, theta, torch.sigmoid(steps))
@@ -146,7 +153,7 @@ def _uniform_damped(P: int, cfg: InitConfig, g) -> tuple[Tensor, Tensor, Tensor]
     while sum(len(a) for a in A) < P:
         a = _uniform(512, 0.0, cfg.A_max, g)
         gg = _uniform(512, 0.0, cfg.G_max, g)
-        s = torch.randn(512, generator=g, dtype=torch.float64) * cfg.dt_std
+        s = _normal(512, cfg.dt_std, g)
         ok = (gg - torch.sigmoid(s) * a) ** 2 < 4 * a
         A.append(a[ok])
         G.append(gg[ok])
@@ -181,12 +188,12 @@ def cpg_targets(P: int, cfg: InitConfig, control_period: float, variant: str, g=
 def peak_targets(P: int, cfg: InitConfig, control_period: float, variant: str, g=None) -> tuple[Tensor, Tensor]:
     """Angles θ (P,) and radii r (P,) of ``P`` modes at ``cfg.peaks_hz`` (round-robin, strongest first),
     each at f_peak·(1 + peak_spread·U[−1, 1]), decay times as in the CPG band."""
-    peaks = torch.tensor(cfg.peaks_hz, dtype=torch.float64)
+    peaks = torch.tensor(cfg.peaks_hz, dtype=torch.float64, device="cpu")
     limit = max_frequency(control_period, variant)
     if (peaks > limit).any():
         log.warning("data peaks %s Hz exceed what %s can represent at %.4g s/step; capped at %.3g Hz",
                     cfg.peaks_hz, variant, control_period, limit)  # fmt: skip
-    f = peaks[torch.arange(P) % len(peaks)] * (1 + cfg.peak_spread * _uniform(P, -1.0, 1.0, g))
+    f = peaks[torch.arange(P, device="cpu") % len(peaks)] * (1 + cfg.peak_spread * _uniform(P, -1.0, 1.0, g))
     return _angle_radius(f.clamp(max=limit), cfg, control_period, g)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cadence.policies import PolicyConfig, SequencePolicy, make_policy
+from cadence.policies import PolicyConfig, SequencePolicy, make_policy, size_to_budget
 from cadence.policies.backbones.linoss import VARIANTS, LinOSSLayer
 from cadence.policies.backbones.linoss_init import InitConfig, init_oscillators_, layer_spectrum
 
@@ -78,3 +78,15 @@ def test_data_init_checkpoint_loads_without_the_dataset(tmp_path):
     assert loaded.backbone.cfg.init.kind == "data" and loaded.backbone.cfg.init.peaks_hz == PEAKS
     for k, v in policy.state_dict().items():
         torch.testing.assert_close(loaded.state_dict()[k], v, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("kind", ["paper", "uniform", "ring", "cpg", "data"])
+def test_every_init_sizes_to_a_parameter_budget(kind):
+    """size_to_budget builds trial policies on the meta device: every init must draw its numbers there too
+    (the uniform init's rejection sampling and the data init's peak table once failed on meta tensors)."""
+    init = {"kind": kind} | ({"peaks_hz": PEAKS} if kind == "data" else {})
+    cfg = size_to_budget(PolicyConfig(backbone="linoss", backbone_kwargs={"n_layers": 2, "state_dim": 16, "init": init}),
+                         5, 2, 20_000, control_period=1 / 125)  # fmt: skip
+    obs, act = gym.spaces.Box(-np.inf, np.inf, (5,), np.float32), gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    params = sum(p.numel() for p in make_policy(cfg, obs, act, control_period=1 / 125).parameters())
+    assert abs(params - 20_000) <= 2_000
