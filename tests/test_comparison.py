@@ -130,3 +130,14 @@ def test_compare_tunes_each_arm_then_runs_the_grid_at_its_rate(dataset, tmp_path
     (out / "cells" / TASK / "gru" / "seed0.json").write_text(json.dumps(swept["gru"] | {"overrides": {"algo.lr": 1}}))
     with initialize_config_dir(str(CONFIG_DIR), version_base=None), pytest.raises(ValueError, match="delete that JSON"):
         run_compare(compose("compare", overrides=overrides), overrides)
+
+
+def test_a_dataset_collected_with_other_settings_is_refused(dataset):
+    from omegaconf import OmegaConf
+
+    from cadence.comparison import dataset_for
+
+    out = dataset.parent.parent
+    assert dataset_for(TASK, out, OmegaConf.create({"episodes": 3, "noise": None}), 0) == dataset  # demo_noise 0.5
+    with pytest.raises(ValueError, match="collected with noise 0.5, but the grid asks for 3 with noise 0.2"):
+        dataset_for(TASK, out, OmegaConf.create({"episodes": 3, "noise": 0.2}), 0)
