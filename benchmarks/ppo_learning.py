@@ -2,9 +2,10 @@
 
 Each run is ``cadence-train algo=ppo policy=NAME policy.head=gaussian env=ENV seed=S`` (the Hydra configs
 of ``cadence/configs``, composed here and passed to :func:`cadence.training.ppo.train_ppo`) with
-``algo.total_steps`` set to the check's budget and ``policy.d_model`` to ``--d-model``. "Return" is the
-final deterministic evaluation (mean action, 10 episodes); "steps/s" counts environment steps over
-rollout and update time (evaluations excluded).
+``algo.total_steps`` set to the check's budget and ``policy.d_model`` to ``--d-model`` (or
+``policy.param_budget`` to ``--param-budget``). "Return" is the final deterministic evaluation (mean
+action, 10 episodes); "steps/s" counts environment steps over rollout and update time (evaluations
+excluded).
 
 Checks (the targets of the PPO issue):
 
@@ -12,8 +13,11 @@ Checks (the targets of the PPO issue):
 * ``ip_p``: InvertedPendulum-P (positions only), 200k steps: linoss and gru reach ≥ 900, while the
   memory-less mlp (frame_stack 1) stays clearly lower (below 0.7 × the worse of the two).
 * ``halfcheetah``: HalfCheetah-v5, 1M steps, mlp reaches ≥ 1500.
+* ``halfcheetah_p``: HalfCheetah-P (positions only), 300k steps: the RL track of the comparison
+  (docs/results.md) on a locomotion POMDP; linoss, gru and the memory-less mlp, no target.
 
-    python benchmarks/ppo_learning.py [--checks ip ip_p halfcheetah] [--seeds 0 1 2] [--backbones mlp linoss]
+    python benchmarks/ppo_learning.py [--checks ip ip_p halfcheetah halfcheetah_p] [--seeds 0 1 2]
+                                      [--backbones mlp linoss] [--param-budget N]
                                       [--out runs/bench_ppo] [--write docs/rl.md]
 
 Runs go one after another in this process (torch uses ``--threads`` threads); finished runs
@@ -51,22 +55,26 @@ class Check:
     """Backbone -> minimum mean return."""
     below: tuple[str, ...] = ()
     """Backbones that must stay below 0.7 × the worst mean return of the ``targets`` backbones."""
+    measured: tuple[str, ...] = ()
+    """Backbones that are run and reported with no target (a comparison, not a check)."""
 
 
 CHECKS = {
     "ip": Check("invertedpendulum", 200_000, {"mlp": 950, "linoss": 950}),
     "ip_p": Check("invertedpendulum_p", 200_000, {"linoss": 900, "gru": 900}, below=("mlp",)),
     "halfcheetah": Check("halfcheetah", 1_000_000, {"mlp": 1500}),
+    "halfcheetah_p": Check("halfcheetah_p", 300_000, {}, measured=("linoss", "gru", "mlp")),
 }
 
 
-def run(check: Check, backbone: str, seed: int, budget: int, d_model: int, out: Path) -> dict:
-    """One training run (or its saved result); returns eval.json plus the wall time."""
+def run(check: Check, backbone: str, seed: int, budget: int, size: str, out: Path) -> dict:
+    """One training run (or its saved result); returns eval.json plus the wall time. ``size`` is the
+    policy's sizing override: ``policy.d_model=D`` or ``policy.param_budget=N``."""
     run_dir = out / check.env / backbone / f"seed{seed}"
     done = run_dir / "eval.json"
     if done.is_file():
         return json.loads(done.read_text())
-    overrides = ["algo=ppo", f"policy={backbone}", "policy.head=gaussian", f"policy.d_model={d_model}",
+    overrides = ["algo=ppo", f"policy={backbone}", "policy.head=gaussian", size,
                  f"env={check.env}", f"seed={seed}", f"run_dir={run_dir}", f"algo.total_steps={budget}",
                  f"algo.eval_every={budget // 4}", f"algo.save_every={budget // 2}"]  # fmt: skip
     with initialize_config_dir(str(CONFIG_DIR), version_base=None):
@@ -78,11 +86,12 @@ def run(check: Check, backbone: str, seed: int, budget: int, d_model: int, out: 
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| check | env | backbone | steps | seeds | return at budget (mean ± std) | per seed | target | "
-             "steps/s | wall per run |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| check | env | backbone | params | steps | seeds | return at budget (mean ± std) | per seed | target | "
+             "steps/s | wall per run |", "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
         rets = [x["mean_return"] for x in r["runs"]]
-        lines.append(f"| {r['check']} | {r['env']} | {r['backbone']} | {r['budget']:,} | {len(rets)} | "
+        lines.append(f"| {r['check']} | {r['env']} | {r['backbone']} | {r['runs'][0]['params']:,} | {r['budget']:,} | "
+                     f"{len(rets)} | "
                      f"{np.mean(rets):.0f} ± {np.std(rets):.0f} | {', '.join(f'{x:.0f}' for x in rets)} | "
                      f"{r['target']} | {np.mean([x['steps_per_s'] for x in r['runs']]):.0f} | "
                      f"{np.mean([x['wall_s'] for x in r['runs']]):.0f} s |")  # fmt: skip
@@ -108,29 +117,35 @@ def main() -> None:
     parser.add_argument("--backbones", nargs="+", help="only these backbones (default: every backbone of a check)")
     parser.add_argument("--steps", type=int, help="override every check's budget")
     parser.add_argument("--d-model", type=int, default=64, help="policy.d_model of every run")
+    parser.add_argument("--param-budget", type=int, help="size every policy to this many parameters instead "
+                        "(policy.param_budget, the policy without its value head): a parameter-matched comparison")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_ppo"))
     parser.add_argument("--write", type=Path, help="replace the '## Measured results' section of this Markdown file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    size = f"policy.param_budget={args.param_budget}" if args.param_budget else f"policy.d_model={args.d_model}"
     load_before, t0 = os.getloadavg()[0], time.perf_counter()
     rows, lines = [], []
     for name in args.checks:
         check = CHECKS[name]
         budget = args.steps or check.budget
-        backbones = [b for b in (*check.targets, *check.below) if not args.backbones or b in args.backbones]
+        out = args.out / (f"{name}_{budget}" + (f"_p{args.param_budget}" if args.param_budget else ""))
+        backbones = [b for b in (*check.targets, *check.below, *check.measured)
+                     if not args.backbones or b in args.backbones]
         means = {}
         for backbone in backbones:
-            runs = [run(check, backbone, s, budget, args.d_model, args.out / f"{name}_{budget}") for s in args.seeds]
+            runs = [run(check, backbone, s, budget, size, out) for s in args.seeds]
             means[backbone] = float(np.mean([r["mean_return"] for r in runs]))
-            target = f"≥ {check.targets[backbone]}" if backbone in check.targets else "< 0.7 × recurrent"
+            target = (f"≥ {check.targets[backbone]}" if backbone in check.targets else
+                      "< 0.7 × recurrent" if backbone in check.below else "none (comparison)")
             rows.append({"check": name, "env": check.env, "backbone": backbone, "budget": budget, "runs": runs,
                          "target": target})  # fmt: skip
         lines += verdicts(name, check, means)
     section = "\n".join([
         "## Measured results\n",
         f"`python benchmarks/ppo_learning.py {' '.join(sys.argv[1:])}` at {git_commit()} on {describe_machine()}; "
-        f"d_model {args.d_model}. Load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
+        f"{size}. Load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
         f"({time.perf_counter() - t0:.0f} s in all): the machine is shared, so steps/s are indicative.\n",
         table(rows) + "\n",
         "\n".join(f"- {v}" for v in lines) + "\n",
