@@ -329,6 +329,8 @@ def summarize(results: list[dict]) -> dict:
                 "train_s": float(np.mean([r["train_s"] for r in rs])), "params": int(rs[0]["params"]),
                 "samples_per_s": float(np.mean([r.get("samples_per_s", np.nan) for r in rs])),
                 "robustness": {k: float(np.mean([r["robustness"][k] for r in rs])) for k in rs[0].get("robustness", {})},
+                "success_rate": (None if any(r.get("success_rate") is None for r in rs)
+                                 else float(np.mean([r["success_rate"] for r in rs]))),
                 "curve": learning_curve(rs),
             }  # fmt: skip
         all_scores = np.concatenate(list(by_task.values()))
@@ -346,6 +348,15 @@ def markdown(summary: dict) -> str:
             c = summary["cells"].get((t, b))
             row.append("–" if c is None else f"{c['mean']:.1f} [{c['ci'][0]:.1f}, {c['ci'][1]:.1f}]")
         lines.append(f"| {t} | " + " | ".join(row) + " |")
+    with_success = [t for t in tasks if any(c["success_rate"] is not None for (ct, _), c in summary["cells"].items()
+                                            if ct == t)]  # fmt: skip
+    if with_success:  # the normalized score can credit a policy that never completes the task
+        lines += ["", "Success rate (tasks that define success; mean over seeds of the evaluation episodes' final "
+                  "`is_success`):", "", lines[0], lines[1]]  # fmt: skip
+        for t in with_success:
+            cs = [summary["cells"].get((t, b)) for b in backbones]
+            lines.append(f"| {t} | " + " | ".join("–" if c is None or c["success_rate"] is None else
+                                                   f"{100 * c['success_rate']:.0f}%" for c in cs) + " |")  # fmt: skip
     lines += ["", "| backbone | IQM normalized score [95% CI] | runs | params | latency p50 (ms/step) | "
               "training samples/s | cell time (s) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for b in backbones:

@@ -52,6 +52,15 @@ def test_report_has_robustness_table_and_curves(cells, tmp_path):
     assert summary["cells"][(TASK, "gru")]["curve"]["step"] == [10.0, 20.0]
     png = plot_curves(summary, tmp_path / "curves.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Success rate" not in text  # InvertedPendulum defines no success
+
+
+def test_report_gives_the_success_rate_of_tasks_that_define_one(cells):
+    reach = [r | {"task": "memory_reacher", "success_rate": s} for r, s in zip(cells, (0.25, 0.0))]
+    text = markdown(summarize([*cells, *reach]))
+    success = text.split("Success rate")[1].split("\n\n")[1].splitlines()
+    assert success[0] == "| task | gru | linoss |"
+    assert success[2:] == ["| memory_reacher | 25% | 0% |"]  # only the task with a success signal
 
 
 def test_quick_profile_and_command_line_overrides():
