@@ -158,6 +158,23 @@ class Cell:
         return cls(parts[0], parts[1], int(parts[2]))
 
 
+def task_settings(cfg: DictConfig, task: str) -> tuple[DictConfig, dict]:
+    """The grid's ``collect`` and ``train`` settings for ``task``: its ``per_task.TASK`` entry merged over
+    the grid's own. They hold for every arm alike, so the backbones still share one budget per task."""
+    own = OmegaConf.to_container(cfg.per_task, resolve=True).get(task) or {}
+    for part in set(own) | {"collect", "train"}:
+        if part not in ("collect", "train"):
+            raise ValueError(f"per_task.{task}.{part} is not a setting of a task: per_task.{task} takes collect "
+                             "and train, e.g. per_task.hopper={train: {steps: 6000}}")  # fmt: skip
+        unknown = sorted(set(own.get(part) or {}) - set(cfg[part]))
+        if unknown:
+            raise ValueError(f"per_task.{task}.{part} has unknown key(s) {unknown}: the grid's {part} has "
+                             f"{sorted(cfg[part])}")  # fmt: skip
+    collect = OmegaConf.merge(cfg.collect, own.get("collect") or {})
+    train = OmegaConf.to_container(OmegaConf.merge(cfg.train, own.get("train") or {}), resolve=True)
+    return collect, train
+
+
 def dataset_dir(out: Path, task: str) -> Path:
     """Where the grid keeps the task's demonstrations."""
     return out / "datasets" / task
@@ -252,7 +269,8 @@ def run_cell(cell: Cell, arm: Arm, out: Path, dataset: Path, budget: int, train_
                                                  (ref["expert"], ref["random"]) if ref else None)  # fmt: skip
     samples = cfg.algo.steps * cfg.algo.batch_size * cfg.algo.window
     result = result | {"task": cell.task, "backbone": cell.backbone, "seed": cell.seed, "train": train_overrides,
-                       "train_s": time.perf_counter() - t0, "samples_per_s": samples / result["history"][-1]["train_s"], "policy": arm.policy, "overrides": arm.overrides, "started": started, "finished": time.time(),
+                       "train_s": time.perf_counter() - t0, "samples_per_s": samples / result["history"][-1]["train_s"],
+                       "policy": arm.policy, "overrides": arm.overrides, "started": started, "finished": time.time(),
                        "worker": f"{socket.gethostname()}:{os.getpid()}"}  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -275,7 +293,8 @@ def run_grid_cell(cfg: DictConfig, cell: Cell) -> dict:
         raise FileNotFoundError(f"no dataset for {cell.task} at {dataset}; cadence-compare collects every task's "
                                 "dataset before it launches the cells: run it with the same overrides")  # fmt: skip
     (arm,) = resolve_arms([cell.backbone], cfg.arms)
-    return run_cell(cell, arm, Path(cfg.out), dataset, cfg.param_budget, cfg.train, cfg.device, cfg.robustness)
+    return run_cell(cell, arm, Path(cfg.out), dataset, cfg.param_budget, task_settings(cfg, cell.task)[1], cfg.device,
+                    cfg.robustness)  # fmt: skip
 
 
 def bootstrap_ci(values: np.ndarray, stat=np.mean, n: int = 2000, seed: int = 0) -> tuple[float, float]:

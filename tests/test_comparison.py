@@ -150,3 +150,30 @@ def test_a_dataset_collected_with_other_settings_is_refused(dataset):
     assert dataset_for(TASK, out, OmegaConf.create({"episodes": 3, "noise": None}), 0) == dataset  # demo_noise 0.5
     with pytest.raises(ValueError, match="collected with noise 0.5, but the grid asks for 3 with noise 0.2"):
         dataset_for(TASK, out, OmegaConf.create({"episodes": 3, "noise": 0.2}), 0)
+
+
+def test_per_task_settings_give_one_task_its_own_budget_for_every_arm(dataset, tmp_path):
+    from cadence.comparison import task_settings
+
+    out = tmp_path / "compare"
+    shutil.copytree(dataset, out / "datasets" / TASK)
+    overrides = [f"out={out}", f"tasks=[{TASK}]", "seeds=[0]", "backbones=[gru,mlp]", "param_budget=5000",
+                 "lr_sweep=null", "robustness={}", "collect.episodes=2", "train.steps=10", "train.batch_size=8",
+                 "train.window=8", "train.eval_every=0", "train.eval_episodes=2", "train.eval_envs=1",
+                 f"+per_task.{TASK}={{train: {{steps: 20}}, collect: {{episodes: 3}}}}"]  # fmt: skip
+    with initialize_config_dir(str(CONFIG_DIR), version_base=None):
+        cfg = compose("compare", overrides=overrides)
+        collect, train = task_settings(cfg, TASK)
+        assert (collect.episodes, train["steps"], train["window"]) == (3, 20, 8)
+        assert task_settings(cfg, "hopper_p")[1]["steps"] == 10  # the other tasks keep the grid's settings
+        run_compare(cfg, overrides)
+        for name in ("gru", "mlp"):  # both arms trained on the task's own budget, and recorded it
+            cell = json.loads((out / "cells" / TASK / name / "seed0.json").read_text())
+            assert cell["history"][-1]["step"] == 20 and cell["train"]["steps"] == 20
+        assert f"10 gradient steps (per task, for every arm alike: {TASK}: train.steps=20, collect.episodes=3)" in (
+            out / "results.md").read_text()  # fmt: skip
+        for bad, named in ((f"+per_task.{TASK}={{train: {{stepz: 5}}}}", r"per_task.\S+.train has unknown key\(s\) "
+                            r"\['stepz'\]: the grid's train has \['batch_size'"),
+                           (f"+per_task.{TASK}={{eval: {{steps: 5}}}}", "takes collect and train")):  # fmt: skip
+            with pytest.raises(ValueError, match=named):
+                task_settings(compose("compare", overrides=[bad]), TASK)

@@ -35,7 +35,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from cadence.comparison import (Cell, LRSweep, arm_at_lr, dataset_for, grid_cells, markdown, plot, plot_curves, run_cell,
-                                summarize)
+                                summarize, task_settings)
 from cadence.configs import to_dataclass
 from cadence.envs import EnvConfig
 from cadence.perf import configure_allocator
@@ -48,6 +48,14 @@ def provenance(argv: list[str]) -> str:
     cpu = platform.processor() or platform.machine()
     return (f"Command: `cadence-compare {' '.join(argv)}`  \nCommit: {commit or 'unknown'}, {time.strftime('%Y-%m-%d')}  \n"
             f"Machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}")  # fmt: skip
+
+
+def per_task_text(cfg: DictConfig, tasks: list[str]) -> str:
+    """The ``per_task`` settings of ``tasks`` for the report's budget line ('' when there are none)."""
+    own = {t: cfg.per_task[t] for t in tasks if cfg.per_task.get(t)}
+    text = "; ".join(f"{t}: " + ", ".join(f"{part}.{k}={v}" for part, kv in s.items() for k, v in kv.items())
+                     for t, s in own.items())  # fmt: skip
+    return f" (per task, for every arm alike: {text})" if text else ""
 
 
 def launch_cells(cells: list[Cell], overrides: list[str], launcher: list[str]) -> None:
@@ -73,8 +81,8 @@ def run_cells(cfg: DictConfig, cells: list[Cell], arms: dict, datasets: dict, ar
     for c in cells:
         if launcher and not c.path(out).exists():
             raise ValueError(f"cell {c.id} has no result at {c.path(out)}; see its log under {out / 'launcher'}")
-        r = run_cell(c, arms[c.backbone], out, datasets[c.task], cfg.param_budget, cfg.train, cfg.device,
-                     cfg.robustness)  # fmt: skip
+        r = run_cell(c, arms[c.backbone], out, datasets[c.task], cfg.param_budget, task_settings(cfg, c.task)[1],
+                     cfg.device, cfg.robustness)  # fmt: skip
         log.info("%s %s seed %d: normalized score %.1f", c.task, c.backbone, c.seed, r["normalized_score"])
         results.append(r)
     return results
@@ -106,7 +114,7 @@ def run_compare(cfg: DictConfig, argv: list[str], launcher: list[str] | None = N
     out = Path(cfg.out)
     t0 = time.perf_counter()
     tasks = list(dict.fromkeys([*cfg.tasks, *([cfg.lr_sweep.task] if cfg.lr_sweep else [])]))
-    datasets = {task: dataset_for(EnvConfig.load(task), out, cfg.collect, seed=0) for task in tasks}
+    datasets = {task: dataset_for(EnvConfig.load(task), out, task_settings(cfg, task)[0], seed=0) for task in tasks}
     backbones, sweep_text = tune(cfg, datasets, argv, launcher) if cfg.lr_sweep else (None, "")
     cells, arms = grid_cells(cfg, backbones)
     results = run_cells(cfg, cells, arms, datasets, argv, launcher)
@@ -114,7 +122,7 @@ def run_compare(cfg: DictConfig, argv: list[str], launcher: list[str] | None = N
     wall = time.perf_counter() - t0
     sweep_section = f"{sweep_text}\n\n" if sweep_text else ""
     text = (f"# Backbone comparison ({profile} profile)\n\n{provenance(argv)}  \n"
-            f"Budget: {cfg.param_budget:,} parameters per policy, {cfg.train.steps} gradient steps, "
+            f"Budget: {cfg.param_budget:,} parameters per policy, {cfg.train.steps} gradient steps{per_task_text(cfg, tasks)}, "
             f"{len(cfg.seeds)} seed(s); this run took {wall / 60:.0f} min (finished cells are reused).\n\n"
             f"Normalized score 100·(R − R_random)/(R_expert − R_random), mean [95% bootstrap CI] over seeds:\n\n"
             f"{markdown(summary)}\n\n{sweep_section}![scores](scores.png)\n\n"
