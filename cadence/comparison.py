@@ -162,10 +162,10 @@ def task_settings(cfg: DictConfig, task: str) -> tuple[DictConfig, dict]:
     """The grid's ``collect`` and ``train`` settings for ``task``: its ``per_task.TASK`` entry merged over
     the grid's own. They hold for every arm alike, so the backbones still share one budget per task."""
     own = OmegaConf.to_container(cfg.per_task, resolve=True).get(task) or {}
-    for part in set(own) | {"collect", "train"}:
-        if part not in ("collect", "train"):
-            raise ValueError(f"per_task.{task}.{part} is not a setting of a task: per_task.{task} takes collect "
-                             "and train, e.g. per_task.hopper={train: {steps: 6000}}")  # fmt: skip
+    if extra := sorted(set(own) - {"collect", "train"}):
+        raise ValueError(f"per_task.{task}.{extra[0]} is not a setting of a task: per_task.{task} takes collect "
+                         "and train, e.g. per_task.hopper={train: {steps: 6000}}")  # fmt: skip
+    for part in ("collect", "train"):
         unknown = sorted(set(own.get(part) or {}) - set(cfg[part]))
         if unknown:
             raise ValueError(f"per_task.{task}.{part} has unknown key(s) {unknown}: the grid's {part} has "

@@ -122,7 +122,8 @@ def run_compare(cfg: DictConfig, argv: list[str], launcher: list[str] | None = N
     wall = time.perf_counter() - t0
     sweep_section = f"{sweep_text}\n\n" if sweep_text else ""
     text = (f"# Backbone comparison ({profile} profile)\n\n{provenance(argv)}  \n"
-            f"Budget: {cfg.param_budget:,} parameters per policy, {cfg.train.steps} gradient steps{per_task_text(cfg, tasks)}, "
+            f"Budget: {cfg.param_budget:,} parameters per policy, {cfg.train.steps} gradient steps"
+            f"{per_task_text(cfg, tasks)}, "
             f"{len(cfg.seeds)} seed(s); this run took {wall / 60:.0f} min (finished cells are reused).\n\n"
             f"Normalized score 100·(R − R_random)/(R_expert − R_random), mean [95% bootstrap CI] over seeds:\n\n"
             f"{markdown(summary)}\n\n{sweep_section}![scores](scores.png)\n\n"
