@@ -43,9 +43,15 @@ class EvalResult:
     def mean_return(self) -> float:
         return float(np.mean(self.returns))
 
+    @property
+    def score(self) -> float:
+        """The one number checkpoints are ranked by: the normalized score when reference returns were given,
+        else the mean return (BC, PPO and the comparison all pick ``best`` by it)."""
+        return self.normalized_score if self.normalized_score is not None else self.mean_return
+
     def to_dict(self) -> dict:
         d = asdict(self)
-        d.update(mean_return=self.mean_return, median_return=float(np.median(self.returns)),
+        d.update(score=self.score, mean_return=self.mean_return, median_return=float(np.median(self.returns)),
                  std_return=float(np.std(self.returns)), episodes=len(self.returns),
                  success_rate=None if self.successes is None else float(np.mean(self.successes)))  # fmt: skip
         return d

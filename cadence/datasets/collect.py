@@ -27,7 +27,7 @@ from omegaconf import DictConfig
 
 from ..envs import EXPERTS, EnvConfig, Expert, make_env, make_expert, reset_expert
 from ..policies.expert import PolicyExpert, pretrained_expert
-from ..training.progress import progress_bar
+from ..progress import progress_bar
 from .format import (ACTION, DONE, METADATA_FILE, OBS, PROGRESS_FILE, REWARD, STATE, data_files, episode_files,
                      features, read_json, write_json)  # fmt: skip
 

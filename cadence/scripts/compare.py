@@ -27,7 +27,6 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("MUJOCO_GL", "egl")
 
 import hydra
 import torch

@@ -11,9 +11,7 @@ every dataset before it launches the cells, so parallel jobs never collect the s
 from __future__ import annotations
 
 import logging
-import os
 
-os.environ.setdefault("MUJOCO_GL", "egl")
 
 import hydra
 from omegaconf import DictConfig

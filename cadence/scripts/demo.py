@@ -9,10 +9,8 @@ back on a re-run, so an interrupted demo continues where it stopped.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
-os.environ.setdefault("MUJOCO_GL", "egl")
 
 import hydra
 from omegaconf import DictConfig

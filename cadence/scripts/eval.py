@@ -8,11 +8,9 @@ expert and random returns recorded with the training dataset when the checkpoint
 from __future__ import annotations
 
 import logging
-import os
 from functools import partial
 from pathlib import Path
 
-os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco is imported: offscreen rendering
 
 import hydra
 from omegaconf import DictConfig, OmegaConf

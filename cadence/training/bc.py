@@ -51,7 +51,7 @@ from torch.utils.tensorboard import SummaryWriter
 from ..policies import SequencePolicy
 from ..policies.backbones import State
 from .distributed import Distributed
-from .progress import progress_bar
+from ..progress import progress_bar
 
 log = logging.getLogger(__name__)
 STATE_FILE = "training_state.pt"

@@ -75,7 +75,7 @@ from ..policies import SequencePolicy, count_params
 from ..policies.backbones import State, cat_states, index_state, reset_state
 from .bc import STATE_FILE, param_groups, warmup_cosine
 from .distributed import Distributed
-from .progress import progress_bar
+from ..progress import progress_bar
 from .run import build_policy, check_run_dir
 
 log = logging.getLogger(__name__)

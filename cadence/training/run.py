@@ -1,26 +1,119 @@
-"""What every trainer does before its first step: guard the run directory and build the policy."""
+"""The library entry points of training: ``train_bc(cfg)`` and ``train_ppo(cfg)``.
+
+``cfg`` is a composed ``train.yaml`` config (``cadence.configs.compose("train", [...])`` or a Hydra app's
+own): ``algo``, ``policy``, ``env``, ``seed``, ``device``, ``dataset``, ``resume``, ``run_dir``. The CLI
+(``cadence-train``), the comparison grid, the demo and the benchmarks all call these two functions, so
+every path through Cadence trains the same way.
+
+One call: refuse a run directory that would be overwritten (:mod:`.checkpoint`) → build the env and, for
+BC, read the demonstrations (:mod:`cadence.datasets`) → let the backbone prepare its config from the data
+(``PolicyConfig.fit_to_data``, e.g. the LinOSS data init) → build the policy → the algorithm's trainer
+(:mod:`.bc`, :mod:`.ppo`) → ``fit`` (evaluations pick ``checkpoints/best`` by ``EvalResult.score``) →
+``RUN_DIR/eval.json``.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+from functools import partial
 from pathlib import Path
 
-from omegaconf import DictConfig
+import torch
+from omegaconf import DictConfig, OmegaConf
 
-from cadence.configs import to_dataclass
-from cadence.policies import PolicyConfig, make_policy
+from ..configs import to_dataclass
+from ..datasets import load_demonstrations
+from ..envs import make_env
+from ..evaluation import evaluate
+from ..policies import PolicyConfig, SequencePolicy, count_params, make_policy
+from .bc import BCConfig, BCTrainer
+from .checkpoint import check_run_dir
+from .distributed import Distributed
+from .ppo import PPOConfig, PPOTrainer
+
+log = logging.getLogger(__name__)
+EVAL_SEED = 10_000
+"""Evaluation episodes during training are seeded from ``EVAL_SEED + seed``."""
 
 
-def check_run_dir(run_dir: Path, resume: bool) -> None:
-    """Refuse to start over a run directory that already holds checkpoints, unless resuming."""
-    if (run_dir / "checkpoints" / "last").exists() and not resume:
-        raise ValueError(f"{run_dir} already holds a run; pass resume=true to continue it or run_dir=NEW_DIR to start another")
-
-
-def build_policy(cfg: DictConfig, env, stats: dict | None = None):
-    """The policy for ``env``'s spaces from ``cfg.policy``, with normalization statistics if given."""
-    pcfg = to_dataclass(PolicyConfig, cfg.policy, "policy")
+def build_policy(pcfg: PolicyConfig, env, stats: dict | None = None) -> SequencePolicy:
+    """The policy for ``env``'s spaces, with normalization statistics ``stats["observation" | "action"]``."""
     policy = make_policy(pcfg, env.observation_space, env.action_space, control_period=env.unwrapped.dt)
     if stats is not None:
         policy.obs_norm.set_stats(stats["observation"]["mean"], stats["observation"]["std"])
         policy.action_norm.set_stats(stats["action"]["mean"], stats["action"]["std"])
     return policy
+
+
+def _finish(cfg: DictConfig, result: dict) -> dict:
+    if Distributed.current().is_main:
+        (Path(cfg.run_dir) / "eval.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def train_bc(cfg: DictConfig) -> dict:
+    """Behavior cloning on ``cfg.dataset``; returns the final evaluation (``score``, ``history``, ...)."""
+    if cfg.dataset is None:
+        raise ValueError("algo=bc needs dataset=DIR, a LeRobot dataset written by "
+                         "`cadence-collect env=... expert=... out=DIR`")  # fmt: skip
+    algo = to_dataclass(BCConfig, cfg.algo, "algo")
+    pcfg = to_dataclass(PolicyConfig, cfg.policy, "policy")
+    run_dir = Path(cfg.run_dir)
+    check_run_dir(run_dir, cfg.resume)
+    env = make_env(cfg.env)
+    demos = load_demonstrations(cfg.dataset, env)
+    pcfg = pcfg.fit_to_data(demos.data, env.unwrapped.dt)  # e.g. LinOSS init=data: the demonstrations' peaks
+    torch.manual_seed(cfg.seed)
+    policy = build_policy(pcfg, env, demos.stats)
+    env.close()
+    reference = demos.reference_returns
+    env_fns = [partial(make_env, cfg.env) for _ in range(algo.eval_envs)]
+
+    def evaluate_fn(p: SequencePolicy) -> dict:
+        return evaluate(p, env_fns, algo.eval_episodes, seed=EVAL_SEED + cfg.seed, asynchronous=algo.asynchronous,
+                        reference=reference).to_dict()  # fmt: skip
+
+    run_info = {"env": OmegaConf.to_container(cfg.env, resolve=True), "reference": reference,
+                "dataset": str(cfg.dataset), "params": count_params(policy)}  # fmt: skip
+    trainer = BCTrainer(policy, demos.data, algo, run_dir, evaluate_fn, cfg.seed, cfg.device, run_info)
+    if cfg.resume and not trainer.resume():
+        log.info("resume=true but %s has no checkpoint yet; starting fresh", run_dir)
+    if not cfg.resume or not trainer.ckpt.exists("init"):
+        trainer.ckpt.save_policy("init", policy)  # the "before" of cadence-inspect
+    log.info("training %s (%d parameters) on %s, %d frames", cfg.policy.name, count_params(policy), cfg.dataset,
+             len(demos.data))  # fmt: skip
+    return _finish(cfg, trainer.fit() | {"params": count_params(policy), "history": trainer.history})
+
+
+def train_ppo(cfg: DictConfig) -> dict:
+    """Recurrent PPO on ``cfg.env`` (``policy.head=gaussian``); returns the final evaluation."""
+    algo = to_dataclass(PPOConfig, cfg.algo, "algo")
+    pcfg = to_dataclass(PolicyConfig, cfg.policy, "policy")
+    run_dir = Path(cfg.run_dir)
+    check_run_dir(run_dir, cfg.resume)
+    env = make_env(cfg.env)
+    torch.manual_seed(cfg.seed)
+    policy = build_policy(pcfg, env)
+    env.close()
+    run_info = {"env": OmegaConf.to_container(cfg.env, resolve=True), "params": count_params(policy)}
+    trainer = PPOTrainer(policy, cfg.env, algo, run_dir, cfg.seed, cfg.device, run_info)
+    if cfg.resume and not trainer.resume():
+        log.info("resume=true but %s has no checkpoint yet; starting fresh", run_dir)
+    log.info("training %s (%d parameters) on %s for %d steps", cfg.policy.name, count_params(policy), cfg.env.id,
+             algo.steps)  # fmt: skip
+    try:
+        result = trainer.fit() | {"params": count_params(policy)}
+    finally:
+        trainer.close()
+    return _finish(cfg, result)
+
+
+TRAINERS = {"bc": train_bc, "ppo": train_ppo}
+
+
+def train(cfg: DictConfig) -> dict:
+    """``train_bc`` or ``train_ppo`` by ``cfg.algo.name``."""
+    if cfg.algo.name not in TRAINERS:
+        raise ValueError(f"algo {cfg.algo.name!r} is not available; choose algo=bc or algo=ppo")
+    return TRAINERS[cfg.algo.name](cfg)
