@@ -1,8 +1,8 @@
 """PPO learning checks: return at a fixed budget and training throughput, per task, backbone and seed.
 
 Each run is ``cadence-train algo=ppo policy=NAME policy.head=gaussian env=ENV seed=S`` (the Hydra configs
-of ``cadence/configs``, composed here and passed to :func:`cadence.training.ppo.train_ppo`) with
-``algo.total_steps`` set to the check's budget and ``policy.d_model`` to ``--d-model`` (or
+of ``cadence/configs``, composed here and passed to :func:`cadence.training.train_ppo`) with
+``algo.steps`` set to the check's budget and ``policy.d_model`` to ``--d-model`` (or
 ``policy.param_budget`` to ``--param-budget``). "Return" is the final deterministic evaluation (mean
 action, 10 episodes); "steps/s" counts environment steps over rollout and update time (evaluations
 excluded).
@@ -37,10 +37,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
-
-from cadence.configs import CONFIG_DIR
-from cadence.training.ppo import train_ppo
+from cadence.configs import compose
+from cadence.training import train_ppo
 
 from report import describe_machine, git_commit, write_section
 
@@ -75,10 +73,9 @@ def run(check: Check, backbone: str, seed: int, budget: int, size: str, out: Pat
     if done.is_file():
         return json.loads(done.read_text())
     overrides = ["algo=ppo", f"policy={backbone}", "policy.head=gaussian", size,
-                 f"env={check.env}", f"seed={seed}", f"run_dir={run_dir}", f"algo.total_steps={budget}",
+                 f"env={check.env}", f"seed={seed}", f"run_dir={run_dir}", f"algo.steps={budget}",
                  f"algo.eval_every={budget // 4}", f"algo.save_every={budget // 2}"]  # fmt: skip
-    with initialize_config_dir(str(CONFIG_DIR), version_base=None):
-        cfg = compose("train", overrides=overrides)
+    cfg = compose("train", overrides)
     t0 = time.perf_counter()
     result = train_ppo(cfg) | {"wall_s": time.perf_counter() - t0}
     done.write_text(json.dumps(result, indent=2))

@@ -17,11 +17,13 @@ import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch
+from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
@@ -191,3 +193,30 @@ def write_result(result: EvalResult, path: str | os.PathLike, extra: dict | None
     tmp.write_text(json.dumps(result.to_dict() | (extra or {}), indent=2))
     tmp.replace(path)
     return path
+
+
+def evaluate_checkpoint(checkpoint: str | os.PathLike, env: DictConfig | dict | str | None = None, episodes: int = 20,
+                        num_envs: int = 5, seed: int = 100, asynchronous: bool = False, device: str = "cpu",
+                        video: bool = False, out: str | os.PathLike | None = None) -> tuple[EvalResult, Path]:  # fmt: skip
+    """``cadence-eval``: roll the checkpoint out on ``env`` (default: the env it was trained on, recorded in the
+    checkpoint) and write ``results.json`` (and ``episode_0.mp4`` with ``video``) to ``out`` (default
+    ``CHECKPOINT/../../eval``). The normalized score uses the reference returns recorded with the training
+    dataset when the checkpoint carries them. Returns the result and the results file."""
+    from .envs import make_env
+    from .policies import SequencePolicy
+    from .policies.policy import read_checkpoint_config
+
+    ckpt = Path(checkpoint)
+    run_info = read_checkpoint_config(ckpt).get("extra", {}).get("run", {})
+    env = env if env is not None else run_info.get("env")
+    if env is None:
+        raise ValueError(f"checkpoint {ckpt} does not record its env; pass env=NAME (see cadence/configs/env/)")
+    env = OmegaConf.create(OmegaConf.to_container(env, resolve=True) if isinstance(env, DictConfig) else env)
+    policy = SequencePolicy.from_pretrained(ckpt, map_location=device).eval()
+    reference = run_info.get("reference")  # (expert, random) returns of the training dataset
+    out = Path(out) if out else ckpt.parent.parent / "eval"
+    result = evaluate(policy, [partial(make_env, env) for _ in range(num_envs)], episodes, seed=seed,
+                      asynchronous=asynchronous, reference=tuple(reference) if reference else None,
+                      video_dir=out if video else None, video_fn=partial(make_env, env, render_mode="rgb_array"))  # fmt: skip
+    path = write_result(result, out / "results.json", {"checkpoint": str(ckpt), "env": env.name})
+    return result, path

@@ -2,7 +2,7 @@
 
 glibc returns large freed blocks to the kernel (mmap/trim), so every new large tensor page-faults
 in 4 KiB pages: on the 2-core machines we test on, allocating and touching a fresh 134 MB output
-costs ~35 ms, more than the LinOSS scan that fills it (``../shared/notes/scan_perf_study.md`` §3.3).
+costs ~35 ms, more than the LinOSS scan that fills it.
 Keeping freed memory in the heap removes that cost for the repeated same-size tensors of training.
 """
 

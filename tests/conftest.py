@@ -1,24 +1,17 @@
-"""Shared test fixtures: the LinOSS specification's reference vectors live in ``../shared``."""
+"""Shared test fixtures."""
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("CADENCE_SHARED", REPO.parent / "shared"))
+VECTORS_DIR = Path(__file__).parent / "data" / "linoss_vectors"
 
 
 @pytest.fixture(scope="session")
 def vectors_dir() -> Path:
-    d = SHARED / "linoss" / "vectors"
-    if not d.is_dir():
-        message = f"reference vectors not found at {d} (clone the project next to ../shared or set CADENCE_SHARED)"
-        if os.environ.get("CI"):  # CI always has ../shared: parity must run there, never skip silently
-            pytest.fail(message)
-        pytest.skip(message)
-    return d
+    """The official LinOSS / D-LinOSS code's reference vectors (``tests/data/linoss_vectors/README.md``)."""
+    return VECTORS_DIR
 
 
 @pytest.fixture(autouse=True)

@@ -31,11 +31,17 @@ def compose(config_name: str, overrides: list[str] | tuple[str, ...] = ()) -> Di
 
 def to_dataclass(cls: type[T], node: DictConfig | dict, section: str, drop: tuple[str, ...] = ("name",)) -> T:
     """Build ``cls`` from a config section; a key it does not define raises a ValueError naming the
-    section, the key and the valid keys (``drop`` lists keys used elsewhere, e.g. in the run dir)."""
+    section, the key and the valid keys — or its new name, for a key listed in ``cls.RENAMED`` (``drop`` lists
+    keys used elsewhere, e.g. in the run dir)."""
     values = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
     values = {k: v for k, v in values.items() if k not in drop}
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - fields)
+    renamed = {k: v for k, v in getattr(cls, "RENAMED", {}).items() if k in unknown}
+    if renamed:
+        old, new = next(iter(renamed.items()))
+        raise ValueError(f"{section}.{old} is now {section}.{new} (one name for one concept across trainers, "
+                         f"docs/architecture.md); write {section}.{new}=...")  # fmt: skip
     if unknown:
         raise ValueError(f"unknown key(s) {unknown} in {section}; valid keys: {sorted(fields)}")
     return cls(**values)

@@ -1,5 +1,5 @@
-"""Demonstration datasets in LeRobot v3 format: collection (:func:`collect_dataset`) and fast window
-reading for training (:class:`WindowDataset`). Everything is local: importing this package sets
+"""Demonstration datasets in LeRobot v3 format: collection (:func:`collect_dataset`), fast window
+reading (:class:`WindowDataset`) and the in-memory demonstrations BC trains on (:func:`load_demonstrations`). Everything is local: importing this package sets
 ``HF_HUB_OFFLINE=1`` (unless set) so a LeRobot load never turns into a Hub download.
 """
 
@@ -9,7 +9,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from .collect import collect_dataset, episode_rng, reference_returns, rollout  # noqa: E402
 from .format import ACTION, DONE, OBS, REWARD, STATE, check_dataset  # noqa: E402
-from .windows import WindowDataset  # noqa: E402
+from .demonstrations import Demonstrations, EpisodeStreams, LoadedDemonstrations, load_demonstrations  # noqa: E402
+from .windows import WindowDataset, window_indices  # noqa: E402
 
-__all__ = ["ACTION", "DONE", "OBS", "REWARD", "STATE", "WindowDataset", "check_dataset", "collect_dataset",
-           "episode_rng", "reference_returns", "rollout"]
+__all__ = ["ACTION", "DONE", "OBS", "REWARD", "STATE", "Demonstrations", "EpisodeStreams", "LoadedDemonstrations",
+           "WindowDataset", "check_dataset", "collect_dataset", "episode_rng", "load_demonstrations",
+           "reference_returns", "rollout", "window_indices"]

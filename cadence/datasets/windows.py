@@ -73,11 +73,7 @@ class WindowDataset(torch.utils.data.Dataset):
     def windows(self, anchors: Tensor, offsets: Sequence[int] | Tensor | None = None) -> dict[str, Tensor]:
         """Windows at ``anchors`` (B,) int64: ``key`` (B, L, D) and ``key_is_pad`` (B, L) bool per key."""
         offsets = self.offsets if offsets is None else torch.as_tensor(offsets, dtype=torch.long)
-        episode = self.frame_episode[anchors]
-        lo, hi = self.ep_from[episode][:, None], self.ep_to[episode][:, None]  # (B, 1)
-        idx = anchors[:, None] + offsets  # (B, L)
-        pad = (idx < lo) | (idx >= hi)
-        idx = torch.minimum(torch.maximum(idx, lo), hi - 1)
+        idx, pad = window_indices(anchors, offsets, self.frame_episode, self.ep_from, self.ep_to)
         out = {k: self.data[k][idx] for k in self.keys}
         out.update({f"{k}_is_pad": pad for k in self.keys})
         return out
@@ -92,6 +88,22 @@ class WindowDataset(torch.utils.data.Dataset):
         if not 0 <= e < self.num_episodes:
             raise IndexError(f"episode {e} out of range: {self.root} has {self.num_episodes} episodes")
         return {k: v[self.ep_from[e]:self.ep_to[e]] for k, v in self.data.items()}
+
+
+def window_indices(anchors: Tensor, offsets: Tensor, frame_episode: Tensor, ep_from: Tensor, ep_to: Tensor
+                   ) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """The frames of the windows at ``anchors`` (B,): (idx (B, L), is_pad (B, L) bool) for ``offsets`` (L,).
+
+    ``idx`` is anchor + offset clamped into the anchor's episode [ep_from, ep_to) (``frame_episode`` (N,)
+    maps frames to episodes), so padding repeats the episode's first or last frame; ``is_pad`` marks the
+    clamped positions. The one window sampler of Cadence: :class:`WindowDataset` and
+    :class:`cadence.datasets.Demonstrations` (BC's random windows) both use it.
+    """
+    episode = frame_episode[anchors]
+    lo, hi = ep_from[episode][:, None], ep_to[episode][:, None]  # (B, 1)
+    idx = anchors[:, None] + offsets  # (B, L)
+    pad = (idx < lo) | (idx >= hi)
+    return torch.minimum(torch.maximum(idx, lo), hi - 1), pad
 
 
 def _column(column: pa.ChunkedArray) -> Tensor:

@@ -132,5 +132,5 @@ class PolicyStep(nn.Module):
 
     def forward(self, obs: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
         p = self.policy
-        h, *new_state = self.backbone_step(p.encoder(p.obs_norm(obs)), *state)
+        h, *new_state = self.backbone_step(p.encode(obs), *state)
         return (p.to_env_action(p.head(h)), *new_state)

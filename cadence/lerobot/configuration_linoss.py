@@ -11,30 +11,32 @@ frame, as it does at deployment after ``reset()``.
 
 Normalization lives in the processors (``processor_linoss.py``), not in the network: observation.state
 and action are standardized with the dataset's mean and std.
+
+Every default is Cadence's own, read from its dataclasses: the architecture from
+:class:`~cadence.policies.PolicyConfig` and the backbone's config dataclass, the optimizer and ``window``
+from :class:`~cadence.training.bc.BCConfig`, under the same names (``lr``, ``weight_decay``, ``grad_clip``,
+``warmup_steps``), so ``--policy.type=linoss`` trains the policy that ``cadence-train`` does.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lerobot.configs import NormalizationMode, PreTrainedConfig
 from lerobot.optim import AdamWConfig
 from lerobot.optim.schedulers import CosineAnnealingWithWarmupSchedulerConfig
 from lerobot.utils.constants import ACTION, OBS_STATE
-from omegaconf import OmegaConf
 
-from ..configs import CONFIG_DIR
 from ..policies import PolicyConfig
+from ..policies.backbones import backbone_classes
+from ..training.bc import BCConfig
 
 
 def default_backbone_kwargs(backbone: str) -> dict[str, Any]:
-    """The backbone options of ``cadence/configs/policy/<backbone>.yaml`` (what ``cadence-train`` uses)."""
-    path = CONFIG_DIR / "policy" / f"{backbone}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise ValueError(f"backbone {backbone!r} has no config {path}; use one of {known}")
-    return OmegaConf.to_container(OmegaConf.load(path).backbone_kwargs, resolve=True)
+    """Every option of ``backbone``'s config dataclass at its default, less ``d_model`` (the policy's own)."""
+    cfg_cls, _ = backbone_classes(backbone)
+    return {k: v for k, v in asdict(cfg_cls()).items() if k != "d_model"}
 
 
 @PreTrainedConfig.register_subclass("linoss")
@@ -45,34 +47,36 @@ class CadenceLinOSSConfig(PreTrainedConfig):
     Args:
         backbone: Temporal backbone, one of ``cadence.policies.backbones.REGISTRY`` (linoss, transformer,
             mamba, gru, mlp).
-        backbone_kwargs: Options of the backbone's own config; None takes ``cadence/configs/policy/
-            <backbone>.yaml`` (for linoss: D-LinOSS, 2 layers, 64 oscillators, CPG init).
+        backbone_kwargs: Options of the backbone's own config; None takes all of them at the defaults of its
+            dataclass (:func:`default_backbone_kwargs`; for linoss: D-LinOSS, 2 layers, 64 oscillators, CPG init).
         d_model: Width of encoder, backbone and head (overridden by ``param_budget``).
         param_budget: If set, ``d_model`` is chosen so that the policy has about this many parameters.
         encoder_layers: Linear layers of the observation encoder.
         head: "deterministic" or "gaussian"; the action is the head's mean either way and training
             uses MSE (a gaussian head lets PPO checkpoints be exported).
+        log_std_init: Initial log-std of the gaussian head.
         control_period: Seconds per control step, used by the LinOSS CPG init; None takes 1/fps of the
             training dataset.
         window: Steps per training sample that carry loss.
         burn_in: Steps before them that only warm up the recurrent state.
         drop_n_last_frames: Anchors dropped at each episode's end by lerobot-train's sampler.
-        optimizer_lr, optimizer_weight_decay, optimizer_grad_clip_norm, scheduler_warmup_steps: AdamW with
-            linear warm-up then cosine decay over the run; weight decay applies to matrices only (biases,
-            norms and oscillator parameters are not decayed, see ``get_optim_params``).
+        lr, weight_decay, grad_clip, warmup_steps: AdamW (peak learning rate, weight decay, max global
+            gradient norm) with linear warm-up then cosine decay over the run; weight decay applies to matrices
+            only (biases, norms and oscillator parameters are not decayed, see ``get_optim_params``).
     """
 
-    # Architecture (cadence.policies.PolicyConfig)
-    backbone: str = "linoss"
+    # Architecture: cadence.policies.PolicyConfig's fields and defaults
+    backbone: str = PolicyConfig.backbone
     backbone_kwargs: dict[str, Any] | None = None
-    d_model: int = 128
-    param_budget: int | None = None
-    encoder_layers: int = 2
-    head: str = "deterministic"
+    d_model: int = PolicyConfig.d_model
+    param_budget: int | None = PolicyConfig.param_budget
+    encoder_layers: int = PolicyConfig.encoder_layers
+    head: str = PolicyConfig.head
+    log_std_init: float = PolicyConfig.log_std_init
     control_period: float | None = None
 
     # Training windows
-    window: int = 32
+    window: int = BCConfig.window
     burn_in: int = 16
     drop_n_last_frames: int = 0
 
@@ -85,11 +89,11 @@ class CadenceLinOSSConfig(PreTrainedConfig):
         }
     )
 
-    # Optimizer preset: Cadence's BC defaults (cadence/configs/algo/bc.yaml)
-    optimizer_lr: float = 1e-3
-    optimizer_weight_decay: float = 1e-4
-    optimizer_grad_clip_norm: float = 1.0
-    scheduler_warmup_steps: int = 100
+    # Optimizer preset: cadence.training.bc.BCConfig's names and defaults
+    lr: float = BCConfig.lr
+    weight_decay: float = BCConfig.weight_decay
+    grad_clip: float = BCConfig.grad_clip
+    warmup_steps: int = BCConfig.warmup_steps
 
     push_to_hub: bool = False  # the base default (True) makes lerobot-train demand a Hub repo_id
 
@@ -104,7 +108,7 @@ class CadenceLinOSSConfig(PreTrainedConfig):
     def policy_config(self) -> PolicyConfig:
         """The Cadence policy config this LeRobot config describes."""
         return PolicyConfig(backbone=self.backbone, d_model=self.d_model, param_budget=self.param_budget,
-                            encoder_layers=self.encoder_layers, head=self.head,
+                            encoder_layers=self.encoder_layers, head=self.head, log_std_init=self.log_std_init,
                             backbone_kwargs=dict(self.backbone_kwargs))  # fmt: skip
 
     @property
@@ -120,11 +124,10 @@ class CadenceLinOSSConfig(PreTrainedConfig):
         return None
 
     def get_optimizer_preset(self) -> AdamWConfig:
-        return AdamWConfig(lr=self.optimizer_lr, weight_decay=self.optimizer_weight_decay,
-                           grad_clip_norm=self.optimizer_grad_clip_norm)  # fmt: skip
+        return AdamWConfig(lr=self.lr, weight_decay=self.weight_decay, grad_clip_norm=self.grad_clip)
 
     def get_scheduler_preset(self) -> CosineAnnealingWithWarmupSchedulerConfig:
-        return CosineAnnealingWithWarmupSchedulerConfig(num_warmup_steps=self.scheduler_warmup_steps)
+        return CosineAnnealingWithWarmupSchedulerConfig(num_warmup_steps=self.warmup_steps)
 
     def validate_features(self) -> None:
         if self.robot_state_feature is None or self.action_feature is None:

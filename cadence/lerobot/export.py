@@ -35,7 +35,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, dev
     c = source.cfg
     config = CadenceLinOSSConfig(
         backbone=c.backbone, backbone_kwargs=c.backbone_kwargs, d_model=c.d_model, encoder_layers=c.encoder_layers,
-        head=c.head, control_period=source.control_period, device=device,
+        head=c.head, log_std_init=c.log_std_init, control_period=source.control_period, device=device,
         input_features={OBS_STATE: PolicyFeature(type=FeatureType.STATE, shape=(source.obs_dim,))},
         output_features={ACTION: PolicyFeature(type=FeatureType.ACTION, shape=(source.act_dim,))},
     )  # fmt: skip

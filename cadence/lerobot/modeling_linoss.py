@@ -24,7 +24,7 @@ from torch import Tensor
 
 from ..policies import SequencePolicy, size_to_budget
 from ..policies.backbones import State
-from ..training.bc import param_groups
+from ..training.optim import param_groups
 from .configuration_linoss import CadenceLinOSSConfig
 
 
@@ -79,7 +79,7 @@ class CadenceLinOSSPolicy(PreTrainedPolicy):
         self._state: State | None = None
 
     def get_optim_params(self) -> list[dict]:
-        return param_groups(self.model, self.config.optimizer_weight_decay)
+        return param_groups(self.model, self.config.weight_decay)
 
     def reset(self) -> None:
         """Start new episodes: the next ``select_action`` begins from the zero state."""

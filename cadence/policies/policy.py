@@ -27,7 +27,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -42,6 +42,20 @@ from .normalizer import Normalizer
 
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 FORMAT_VERSION = 1
+
+
+class EpisodeFrames(Protocol):
+    """Training data as ``PolicyConfig.fit_to_data`` reads it (``cadence.datasets.Demonstrations`` is one): the
+    frames of all episodes back to back, episode e covering frames [ep_from[e], ep_to[e])."""
+
+    observations: Tensor
+    """(N, O) float."""
+    actions: Tensor
+    """(N, A) float."""
+    ep_from: Tensor
+    """(E,) int64."""
+    ep_to: Tensor
+    """(E,) int64."""
 
 
 @dataclass
@@ -75,6 +89,25 @@ class PolicyConfig:
         self.backbone_kwargs = dict(self.backbone_kwargs)
         make_backbone_config(self.backbone, d_model=self.d_model, **self.backbone_kwargs)  # validate keys now
 
+    def fit_to_data(self, data: EpisodeFrames, control_period: float) -> PolicyConfig:
+        """This config prepared from the training data by the backbone, before the policy is built.
+
+        A backbone config class with a ``fit_to_data(observations (N, O), actions (N, A), ep_from (E,), ep_to (E,),
+        control_period) -> config`` method (numpy arrays; e.g. LinOSS's data init, which estimates the
+        demonstrations' peak frequencies) gets ``data`` and the control period (seconds per frame); the result is
+        a new PolicyConfig whose ``backbone_kwargs`` are the fields of the config it returns. Backbones without
+        the method, and a hook that returns its config unchanged, give ``self``. ``self`` is never modified.
+        """
+        backbone = make_backbone_config(self.backbone, d_model=self.d_model, **self.backbone_kwargs)
+        if not hasattr(backbone, "fit_to_data"):
+            return self
+        arrays = (t.detach().cpu().numpy() for t in (data.observations, data.actions, data.ep_from, data.ep_to))
+        fitted = backbone.fit_to_data(*arrays, control_period)
+        if fitted is backbone:
+            return self
+        kwargs = {k: v for k, v in dataclasses.asdict(fitted).items() if k != "d_model"}
+        return dataclasses.replace(self, backbone_kwargs=kwargs)
+
 
 class SequencePolicy(nn.Module):
     """See the module docstring. Shapes: obs (B, L, O) / (B, O); actions (B, L, A) / (B, A)."""
@@ -100,11 +133,16 @@ class SequencePolicy(nn.Module):
         self.head = ActionHead(D, act_dim, cfg.head, cfg.log_std_init)
         self._state: State | None = None
 
+    def encode(self, obs: Tensor) -> Tensor:
+        """obs (…, O) -> the backbone's input (…, D): normalization, then the encoder. The one path from an
+        observation to features, in training, rollouts, PPO and deployment alike."""
+        return self.encoder(self.obs_norm(obs))
+
     # ---------------------------------------------------------------- sequence (training) mode
     def features(self, obs: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State]:
         """obs (B, L, O) -> backbone features (B, L, D) and the final state."""
         check_input("obs", obs, self.obs_dim, seq=True)
-        return self.backbone(self.encoder(self.obs_norm(obs)), state, resets)
+        return self.backbone(self.encode(obs), state, resets)
 
     def forward(self, obs: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State]:
         """obs (B, L, O) -> (normalized action mean (B, L, A), final state)."""
@@ -120,10 +158,15 @@ class SequencePolicy(nn.Module):
         p = self.head.mean.weight
         return self.backbone.initial_state(batch_size, p.device, p.dtype)
 
+    def step_features(self, obs: Tensor, state: State) -> tuple[Tensor, State]:
+        """obs (B, O), state -> (backbone features (B, D), new state): ``features`` over one step, through the
+        backbone's stepping mode."""
+        check_input("obs", obs, self.obs_dim, seq=False, check_finite=True)
+        return self.backbone.step(self.encode(obs), state)
+
     def step_mean(self, obs: Tensor, state: State) -> tuple[Tensor, State]:
         """obs (B, O), state -> (normalized action mean (B, A), new state): ``step`` before ``to_env_action``."""
-        check_input("obs", obs, self.obs_dim, seq=False, check_finite=True)
-        h, state = self.backbone.step(self.encoder(self.obs_norm(obs)), state)
+        h, state = self.step_features(obs, state)
         return self.head(h), state
 
     def step(self, obs: Tensor, state: State) -> tuple[Tensor, State]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 
-
 import hydra
 from omegaconf import DictConfig
 

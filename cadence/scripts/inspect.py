@@ -30,18 +30,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from cadence.analysis import (  # noqa: E402
-    LayerSpectrum,
-    power_spectrum,
-    spectral_peaks,
-    spectrum,
-    spectrum_table,
-    split_episodes,
-)
 from cadence.datasets import ACTION, WindowDataset  # noqa: E402
 from cadence.policies import PolicyConfig, SequencePolicy  # noqa: E402
 from cadence.policies.backbones.linoss_init import InitConfig  # noqa: E402
+from cadence.policies.backbones.linoss_spectrum import LayerSpectrum, spectrum, spectrum_table  # noqa: E402
 from cadence.policies.policy import read_checkpoint_config  # noqa: E402
+from cadence.spectral import power_spectrum, spectral_peaks, split_episodes  # noqa: E402
 
 log = logging.getLogger("cadence.inspect")
 PLOTS = ("frequency_hist.png", "radius_vs_frequency.png", "action_spectrum.png")

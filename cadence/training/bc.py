@@ -2,7 +2,7 @@
 
 Symbols: B windows per batch, L window length, O observation dim, A action dim.
 
-Batches come from an in-memory copy of the dataset (:class:`Demonstrations`) in one of two ways:
+Batches come from an in-memory copy of the dataset (:class:`cadence.datasets.Demonstrations`) in one of two ways:
 
 * truncated BPTT (``tbptt: true``, the default): B streams each walk through episodes in order, L
   steps per batch, and the backbone state is carried (detached) from one batch to the next; a stream
@@ -15,12 +15,12 @@ Batches come from an in-memory copy of the dataset (:class:`Demonstrations`) in 
   masked out of the loss; every window starts from the zero state.
 
 Loss: MSE between the head output and the normalized expert action (``loss: mse``), or the
-negative log-likelihood of a gaussian head (``loss: nll``). AdamW, linear warm-up then cosine decay,
+negative log-likelihood of a gaussian head (``loss: nll``). AdamW (:mod:`.optim`: matrices decayed, the
+backbone's recurrence parameters at ``recurrence_lr_factor`` × ``lr``), linear warm-up then cosine decay,
 gradient clipping, optional EMA of the weights (evaluated and saved in place of the raw weights).
 
-Checkpoints go to ``RUN_DIR/checkpoints/{last,best}`` in ``save_pretrained`` form; ``last`` also
-holds ``training_state.pt`` (optimizer, schedule, EMA, step, RNG and stream states, loaded with
-``weights_only=True``) so that ``resume`` continues the run exactly.
+Checkpoints (:mod:`.checkpoint`): ``best`` by evaluation score, ``last`` with the resume state (optimizer,
+schedule, EMA, step, RNG and stream states), so that ``resume`` continues the run exactly.
 
 Data parallel (``torchrun``, :mod:`cadence.training.distributed`): every rank draws the same global
 batch of B windows from the same sampler seed and trains on its own rows r·B/W … (r+1)·B/W − 1
@@ -33,10 +33,7 @@ Dropout draws from ``seed + rank``.
 
 from __future__ import annotations
 
-import io
-import json
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,15 +43,17 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torch.utils.tensorboard import SummaryWriter
 
+from ..datasets import Demonstrations, EpisodeStreams
 from ..policies import SequencePolicy
 from ..policies.backbones import State
-from .distributed import Distributed
 from ..progress import progress_bar
+from .checkpoint import Checkpoints
+from .distributed import Distributed
+from .optim import RECURRENCE, param_groups, scheduler
+from .tensorboard import Scalars
 
 log = logging.getLogger(__name__)
-STATE_FILE = "training_state.pt"
 
 
 @dataclass
@@ -69,8 +68,10 @@ class BCConfig:
     """L, steps per window."""
     lr: float = 1e-3
     """Peak learning rate."""
+    recurrence_lr_factor: float = 1.0
+    """The backbone's recurrence parameters (LinOSS: A, G, Δt; Mamba: A_log, Δ, D) train at this × ``lr``."""
     weight_decay: float = 1e-4
-    """AdamW weight decay (matrices only; biases, norms and oscillator parameters are not decayed)."""
+    """AdamW weight decay (matrices only; biases, norms and recurrence parameters are not decayed)."""
     warmup_steps: int = 100
     """Linear warm-up before the cosine decay."""
     grad_clip: float = 1.0
@@ -82,7 +83,7 @@ class BCConfig:
     loss: str = "mse"
     """"mse" or "nll" (needs policy.head: gaussian)."""
     eval_every: int = 1000
-    """Evaluate by rollout every this many steps (and at the end); 0 disables periodic rollouts."""
+    """Evaluate by rollout every this many gradient steps (and at the end); 0: only at the end."""
     eval_episodes: int = 10
     """Episodes per evaluation."""
     eval_envs: int = 5
@@ -90,9 +91,9 @@ class BCConfig:
     asynchronous: bool = False
     """Evaluate in an AsyncVectorEnv (each sub-env in its own worker process) instead of a SyncVectorEnv."""
     save_every: int = 500
-    """Steps between writes of checkpoints/last (the resume point); also written at every evaluation."""
+    """Gradient steps between writes of checkpoints/last (the resume point); also written at every evaluation."""
     log_every: int = 50
-    """Steps between TensorBoard scalars."""
+    """Gradient steps between TensorBoard scalars."""
 
     def __post_init__(self):
         if self.loss not in ("mse", "nll"):
@@ -100,81 +101,6 @@ class BCConfig:
         for name in ("steps", "batch_size", "window", "eval_episodes", "eval_envs", "save_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"algo.{name} must be >= 1, got {getattr(self, name)}")
-
-
-@dataclass
-class Demonstrations:
-    """A dataset in memory: frames of all episodes back to back.
-
-    observations (N, O), actions (N, A) float32; episode e covers frames [ep_from[e], ep_to[e]).
-    """
-
-    observations: Tensor
-    actions: Tensor
-    ep_from: Tensor
-    ep_to: Tensor
-
-    def __post_init__(self):
-        self.frame_episode = torch.repeat_interleave(torch.arange(len(self.ep_from)), self.ep_to - self.ep_from)
-        if len(self.frame_episode) != len(self.observations):
-            raise ValueError("episode bounds do not cover the frames exactly; the dataset index is inconsistent")
-
-    def random_windows(self, B: int, L: int, g: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
-        """(obs (B, L, O), actions (B, L, A), valid (B, L) bool) for windows at random frames."""
-        start = torch.randint(len(self.observations), (B,), generator=g)
-        idx = start[:, None] + torch.arange(L)
-        end = self.ep_to[self.frame_episode[start]][:, None]
-        valid = idx < end
-        idx = torch.minimum(idx, end - 1)  # padding repeats the last frame, like LeRobot
-        return self.observations[idx], self.actions[idx], valid
-
-
-class EpisodeStreams:
-    """B cursors that walk through whole episodes for truncated BPTT (module docstring)."""
-
-    def __init__(self, data: Demonstrations, B: int, g: torch.Generator):
-        self.data, self.g = data, g
-        self.episode = torch.randint(len(data.ep_from), (B,), generator=g)
-        self.pos = data.ep_from[self.episode].clone()
-
-    def next(self, L: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """(obs (B, L, O), actions (B, L, A), valid (B, L), resets (B, L)) for the next L steps."""
-        d = self.data
-        idx = torch.empty(len(self.pos), L, dtype=torch.long)
-        resets = torch.zeros(len(self.pos), L, dtype=torch.bool)
-        for t in range(L):
-            finished = self.pos >= d.ep_to[self.episode]
-            if finished.any():
-                self.episode[finished] = torch.randint(len(d.ep_from), (int(finished.sum()),), generator=self.g)
-                self.pos[finished] = d.ep_from[self.episode[finished]]
-                resets[finished, t] = True
-            idx[:, t] = self.pos
-            self.pos += 1
-        return d.observations[idx], d.actions[idx], torch.ones_like(resets), resets
-
-    def state_dict(self) -> dict:
-        return {"episode": self.episode.clone(), "pos": self.pos.clone()}
-
-    def load_state_dict(self, s: dict) -> None:
-        self.episode.copy_(s["episode"])
-        self.pos.copy_(s["pos"])
-
-
-def param_groups(policy: SequencePolicy, weight_decay: float) -> list[dict]:
-    """Decay matrices only (nanoGPT's rule): 1-D parameters — biases, norms, oscillator A/G/Δt, D — are not decayed."""
-    decay = [p for p in policy.parameters() if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for p in policy.parameters() if p.requires_grad and p.dim() < 2]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
 
 
 def masked_loss(policy: SequencePolicy, mean: Tensor, actions: Tensor, valid: Tensor, kind: str,
@@ -211,12 +137,11 @@ class BCTrainer:
                  evaluate_fn: Callable[[SequencePolicy], dict] | None = None, seed: int = 0,
                  device: str | torch.device = "cpu", run_info: dict | None = None):  # fmt: skip
         self.cfg, self.run_dir, self.evaluate_fn, self.device = cfg, Path(run_dir), evaluate_fn, torch.device(device)
-        self.run_info, self.seed, self.dist = run_info or {}, seed, Distributed.current()
+        self.seed, self.dist = seed, Distributed.current()
         if cfg.loss == "nll" and policy.head.log_std is None:
             raise ValueError("algo.loss=nll needs a gaussian head: set policy.head=gaussian")
         self.policy = policy.to(self.device)
-        self.data = Demonstrations(*(t.to(self.device) if t.is_floating_point() else t for t in (
-            data.observations, data.actions, data.ep_from, data.ep_to)))  # fmt: skip
+        self.data = data.to(self.device)
         self.gen = torch.Generator().manual_seed(seed)  # the same on every rank: one global batch
         torch.manual_seed(seed + self.dist.rank)
         self.rows = self.dist.shard(cfg.batch_size, "algo.batch_size")  # this rank's rows of the batch
@@ -226,68 +151,47 @@ class BCTrainer:
             unused = cfg.loss == "mse" and policy.head.log_std is not None  # a gaussian head's log_std gets no gradient
             self.objective = DistributedDataParallel(self.objective, device_ids=device_ids,
                                                      find_unused_parameters=unused)  # fmt: skip
-        self.opt = torch.optim.AdamW(param_groups(policy, cfg.weight_decay), lr=cfg.lr)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, warmup_cosine(cfg.warmup_steps, cfg.steps))
+        groups = param_groups(policy, cfg.weight_decay, cfg.lr, {RECURRENCE: cfg.recurrence_lr_factor})
+        self.opt = torch.optim.AdamW(groups, lr=cfg.lr)
+        self.sched = scheduler(self.opt, cfg.warmup_steps, cfg.steps)
         self.ema = AveragedModel(policy, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay)) if cfg.ema_decay else None
         self.streams = EpisodeStreams(self.data, cfg.batch_size, self.gen) if cfg.tbptt else None
         self.carried: State | None = None
-        self.step, self.best_score, self.history = 0, -math.inf, []
+        self.ckpt = Checkpoints(self.run_dir, run_info, self.dist.is_main)
+        self.step, self.history = 0, []
         self.train_s = 0.0  # time spent in gradient steps (evaluations and checkpoints excluded)
 
     # ------------------------------------------------------------------ checkpoints
-    @property
-    def ckpt_dir(self) -> Path:
-        return self.run_dir / "checkpoints"
-
     def eval_policy(self) -> SequencePolicy:
         """The weights that are evaluated and saved: the EMA when enabled."""
         return self.ema.module if self.ema is not None else self.policy
-
-    def _training_state(self, carried: State | None) -> bytes:
-        state = {
-            "step": self.step,
-            "best_score": self.best_score,
-            "history": json.dumps(self.history),
-            "train_s": self.train_s,
-            "policy": self.policy.state_dict(),
-            "optimizer": self.opt.state_dict(),
-            "scheduler": self.sched.state_dict(),
-            "ema": self.ema.state_dict() if self.ema is not None else {},
-            "torch_rng": torch.get_rng_state(),
-            "sampler_rng": self.gen.get_state(),
-            "streams": self.streams.state_dict() if self.streams is not None else {},
-            "carried": list(carried) if carried is not None else [],
-        }
-        buf = io.BytesIO()
-        torch.save(state, buf)
-        return buf.getvalue()
 
     def _local(self, x: Tensor) -> Tensor:
         """This rank's rows of a global (B, …) batch tensor (all of it on one process)."""
         return x[self.rows] if self.dist.enabled else x
 
-    def save(self, name: str, with_state: bool) -> Path | None:
-        """Write ``checkpoints/NAME`` on rank 0; with the training state, every rank must call it (the
-        carried state is gathered from all ranks)."""
+    def save_last(self) -> None:
+        """Write ``checkpoints/last`` with the resume state; every rank must call it (the carried state is
+        gathered from all ranks, rank 0 writes)."""
         carried = self.carried
-        if with_state and self.dist.enabled and carried is not None:
+        if self.dist.enabled and carried is not None:
             carried = tuple(self.dist.all_gather(s) for s in carried)
         if not self.dist.is_main:
-            return None
-        extra = {"step": self.step, "history": self.history[-1:], "run": self.run_info}
-        files = {STATE_FILE: self._training_state(carried)} if with_state else None
-        return self.eval_policy().save_pretrained(self.ckpt_dir / name, extra=extra, extra_files=files)
+            return
+        state = {"step": self.step, "train_s": self.train_s, "policy": self.policy.state_dict(),
+                 "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                 "ema": self.ema.state_dict() if self.ema is not None else {}, "torch_rng": torch.get_rng_state(),
+                 "sampler_rng": self.gen.get_state(),
+                 "streams": self.streams.state_dict() if self.streams is not None else {},
+                 "carried": list(carried) if carried is not None else []}  # fmt: skip
+        self.ckpt.save("last", self.eval_policy(), self.step, self.history, state)
 
     def resume(self) -> bool:
         """Load ``checkpoints/last`` if present; returns whether a run was resumed."""
-        path = self.ckpt_dir / "last" / STATE_FILE
-        if not path.is_file():
+        loaded = self.ckpt.load_last(self.device)
+        if loaded is None:
             return False
-        try:
-            s = torch.load(path, weights_only=True, map_location=self.device)
-        except Exception as e:  # a truncated or foreign file: say which and what to do
-            raise ValueError(f"cannot read {path} ({e}); delete {path.parent} to restart from the previous "
-                             "checkpoint, or start a new run_dir") from e  # fmt: skip
+        s, self.history = loaded
         self.policy.load_state_dict(s["policy"])
         self.opt.load_state_dict(s["optimizer"])
         self.sched.load_state_dict(s["scheduler"])
@@ -300,8 +204,7 @@ class BCTrainer:
         if self.streams is not None:
             self.streams.load_state_dict(s["streams"])
         self.carried = tuple(self._local(c) for c in s["carried"]) if s["carried"] else None
-        self.step, self.best_score, self.history = s["step"], s["best_score"], json.loads(s["history"])
-        self.train_s = float(s.get("train_s", 0.0))
+        self.step, self.train_s = s["step"], float(s.get("train_s", 0.0))
         log.info("resumed %s at step %d", self.run_dir, self.step)
         return True
 
@@ -310,7 +213,7 @@ class BCTrainer:
         """This rank's rows of the global batch: (obs, actions, valid, resets or None, state or None)."""
         c = self.cfg
         if self.streams is None:
-            obs, act, valid = self.data.random_windows(c.batch_size, c.window, self.gen)
+            obs, act, valid = self.data.sample_windows(c.batch_size, c.window, self.gen)
             return self._local(obs), self._local(act), self._local(valid), None, None
         obs, act, valid, resets = (self._local(x) for x in self.streams.next(c.window))
         state = self.carried or self.policy.initial_state(len(obs))
@@ -341,10 +244,7 @@ class BCTrainer:
         policy = self.eval_policy()
         policy.eval()
         result = self.evaluate_fn(policy) | {"step": self.step, "train_s": self.train_s}
-        self.history.append(result)
-        if result["score"] > self.best_score:
-            self.best_score = result["score"]
-            self.save("best", with_state=False)
+        self.ckpt.record(result, policy, self.step, self.history)
         return result
 
     def fit(self) -> dict:
@@ -352,7 +252,7 @@ class BCTrainer:
         c, main = self.cfg, self.dist.is_main
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-        writer = SummaryWriter(self.run_dir / "tb", purge_step=self.step) if main else None
+        scalars = Scalars(self.run_dir, self.step, main)
         last_eval: dict = self.history[-1] if self.history else {}
         samples, t0 = 0, time.perf_counter()
         with progress_bar(total=c.steps, initial=self.step, description="bc", disable=not main) as bar:
@@ -362,23 +262,17 @@ class BCTrainer:
                 self.train_s += time.perf_counter() - t_step
                 samples += c.batch_size * c.window  # the global batch
                 if main and (self.step % c.log_every == 0 or self.step == c.steps):
-                    sps = samples / (time.perf_counter() - t0)
-                    for k, v in m.items():
-                        writer.add_scalar(f"train/{k}", v, self.step)
-                    writer.add_scalar("train/samples_per_s", sps, self.step)
+                    scalars.train(m | {"samples_per_s": samples / (time.perf_counter() - t0)}, self.step)
                     samples, t0 = 0, time.perf_counter()
                     bar.set_postfix(loss=f"{m['loss']:.4f}")
                 end = self.step == c.steps
                 evaluate = self.evaluate_fn is not None and (end or (c.eval_every and self.step % c.eval_every == 0))
                 if evaluate and main:
                     last_eval = self.run_eval()
-                    for k in ("score", "mean_return", "normalized_score", "success_rate"):
-                        if last_eval.get(k) is not None:
-                            writer.add_scalar(f"eval/{k}", last_eval[k], self.step)
+                    scalars.eval(last_eval, self.step)
                     bar.set_postfix(loss=f"{m['loss']:.4f}", score=f"{last_eval['score']:.1f}")
                 if evaluate or end or self.step % c.save_every == 0:
-                    self.save("last", with_state=True)
+                    self.save_last()
                 bar.update(1)
-        if main:
-            writer.close()
+        scalars.close()
         return self.dist.broadcast(last_eval)

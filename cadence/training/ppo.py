@@ -2,7 +2,7 @@
 ``ppo_atari_lstm.py`` in one module, generalized to the backbone protocol).
 
 Symbols: N environments (``num_envs``), S rollout steps per environment (``num_steps``), T chunk length
-(``seq_len``), C = S / T chunks per environment, M = C·N sequences per rollout, O observation dim,
+(``window``), C = S / T chunks per environment, M = C·N sequences per rollout, O observation dim,
 A action dim, D model width.
 
 One iteration:
@@ -18,7 +18,7 @@ One iteration:
 3. **Update.** The rollout is cut into M sequences (chunk c of environment n is sequence c·N + n),
    each re-run with the parallel ``forward`` from its stored state; episode resets inside a sequence
    are handled by passing ``resets`` (M, T) to the resettable scan, so no step is dropped. Minibatches
-   are sets of whole sequences (CleanRL's "minibatches by environment"); with ``seq_len = num_steps``
+   are sets of whole sequences (CleanRL's "minibatches by environment"); with ``window = num_steps``
    a sequence is an environment's whole rollout, exactly as in ``ppo_atari_lstm.py``. Loss: clipped
    surrogate, (clipped) value loss, entropy bonus; advantages normalized per minibatch.
 
@@ -31,14 +31,13 @@ the same statistics); the head's normalized action units map [-1, 1] onto the ac
 (``action_norm``). Rewards are scaled by a running std of the discounted return and clipped, as
 Gymnasium's ``NormalizeReward`` does; that only shapes training.
 
-Checkpoints: ``RUN_DIR/checkpoints/best`` (highest deterministic evaluation return) and ``last`` (with
-``training_state.pt``: network, value head, critic, optimizer, schedule, statistics and the sampling
-generator, loaded with ``weights_only=True``) are ``save_pretrained`` directories of the policy, so any
-Cadence tool can load them. Environment state cannot be saved, so every ``fit`` and every write of
+Checkpoints (:mod:`.checkpoint`): ``best`` (the highest deterministic evaluation score) and ``last`` (with
+the resume state: network, value head, critic, optimizer, schedule, statistics and the sampling generator)
+are ``save_pretrained`` directories of the policy, so any Cadence tool can load them. Environment state cannot be saved, so every ``fit`` and every write of
 ``last`` starts fresh episodes, seeded from (seed, iteration): a resumed run is the uninterrupted run,
 step for step. The cut episodes are bootstrapped like any rollout end and left out of episodic stats.
 
-Data parallel (``torchrun``, :mod:`cadence.training.distributed`): ``num_envs``, ``total_steps`` and
+Data parallel (``torchrun``, :mod:`cadence.training.distributed`): ``num_envs``, ``steps`` and
 the batch stay global. Each of the W ranks steps its own N / W environments (sub-env n of rank r is
 global environment r·N/W + n and is seeded as in one process), samples from ``seed + rank``, cuts its
 rollout into M / W sequences and minibatches them; DDP averages the gradients. Observation statistics
@@ -50,12 +49,10 @@ resumed rank > 0 reseeds its sampling generator from (seed, rank, iteration).
 
 from __future__ import annotations
 
-import io
-import json
 import logging
-import math
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 from functools import partial
 from pathlib import Path
 
@@ -63,20 +60,18 @@ import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.wrappers.utils import RunningMeanStd
-from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.tensorboard import SummaryWriter
 
-from ..configs import to_dataclass
 from ..envs import make_env, make_vector_env
 from ..evaluation import evaluate
-from ..policies import SequencePolicy, count_params
+from ..policies import SequencePolicy
 from ..policies.backbones import State, cat_states, index_state, reset_state
-from .bc import STATE_FILE, param_groups, warmup_cosine
-from .distributed import Distributed
 from ..progress import progress_bar
-from .run import build_policy, check_run_dir
+from .checkpoint import Checkpoints
+from .distributed import Distributed
+from .optim import RECURRENCE, param_groups, scheduler
+from .tensorboard import Scalars
 
 log = logging.getLogger(__name__)
 CRITICS = ("shared", "separate")
@@ -86,13 +81,15 @@ CRITICS = ("shared", "separate")
 class PPOConfig:
     """PPO hyperparameters (``cadence/configs/algo/ppo.yaml``); defaults follow CleanRL's MuJoCo PPO."""
 
-    total_steps: int = 1_000_000
-    """Environment steps over all environments."""
+    RENAMED: ClassVar[dict[str, str]] = {"total_steps": "steps", "seq_len": "window", "max_grad_norm": "grad_clip"}
+
+    steps: int = 1_000_000
+    """Environment steps over all environments (every ``*_every`` counts environment steps too)."""
     num_envs: int = 8
     """N, parallel environments."""
     num_steps: int = 256
     """S, steps per environment per rollout (batch = N·S steps)."""
-    seq_len: int = 64
+    window: int = 64
     """T, steps per training sequence; the backbone state is stored every T steps. Divides num_steps."""
     num_minibatches: int = 4
     """Minibatches per epoch; each holds M / num_minibatches whole sequences. Divides M = N·S/T."""
@@ -102,6 +99,9 @@ class PPOConfig:
     """Adam learning rate."""
     backbone_lr: float | None = None
     """Learning rate of the backbone(s); None uses ``lr``."""
+    recurrence_lr_factor: float = 1.0
+    """The backbone's recurrence parameters (LinOSS: A, G, Δt; Mamba: A_log, Δ, D) train at this × the
+    backbone's learning rate."""
     anneal_lr: bool = True
     """Cosine decay of the learning rates to zero over the run."""
     weight_decay: float = 0.0
@@ -118,7 +118,7 @@ class PPOConfig:
     """Entropy bonus coefficient."""
     vf_coef: float = 0.5
     """Value loss coefficient."""
-    max_grad_norm: float = 0.5
+    grad_clip: float = 0.5
     """Max global gradient norm."""
     target_kl: float | None = None
     """Stop the iteration's epochs once the approximate KL exceeds this; None never stops early."""
@@ -144,17 +144,17 @@ class PPOConfig:
     """Environment steps between writes of checkpoints/last (also written at the end)."""
 
     def __post_init__(self):
-        for name in ("total_steps", "num_envs", "num_steps", "seq_len", "num_minibatches", "update_epochs",
+        for name in ("steps", "num_envs", "num_steps", "window", "num_minibatches", "update_epochs",
                      "eval_episodes", "eval_envs", "save_every"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"algo.{name} must be >= 1, got {getattr(self, name)}")
-        if self.num_steps % self.seq_len:
-            raise ValueError(f"algo.seq_len={self.seq_len} must divide algo.num_steps={self.num_steps}")
+        if self.num_steps % self.window:
+            raise ValueError(f"algo.window={self.window} must divide algo.num_steps={self.num_steps}")
         if self.num_sequences % self.num_minibatches:
             raise ValueError(f"algo.num_minibatches={self.num_minibatches} must divide the {self.num_sequences} "
-                             f"sequences per rollout (num_envs·num_steps/seq_len)")  # fmt: skip
-        if self.total_steps < self.batch_size:
-            raise ValueError(f"algo.total_steps={self.total_steps} is less than one rollout "
+                             f"sequences per rollout (num_envs·num_steps/window)")  # fmt: skip
+        if self.steps < self.batch_size:
+            raise ValueError(f"algo.steps={self.steps} is less than one rollout "
                              f"(num_envs·num_steps = {self.batch_size})")  # fmt: skip
         if self.critic not in CRITICS:
             raise ValueError(f"algo.critic {self.critic!r} is not one of {CRITICS}")
@@ -173,11 +173,11 @@ class PPOConfig:
     @property
     def num_sequences(self) -> int:
         """M = N·S/T training sequences per iteration."""
-        return self.batch_size // self.seq_len
+        return self.batch_size // self.window
 
     @property
     def num_iterations(self) -> int:
-        return self.total_steps // self.batch_size
+        return self.steps // self.batch_size
 
 
 # -------------------------------------------------------------------------------------- the agent
@@ -231,10 +231,7 @@ class ActorCritic(nn.Module):
         Same function as ``forward`` over T = 1, through the backbones' faster stepping mode.
         """
 
-        def run(net: SequencePolicy, s: State) -> tuple[Tensor, State]:
-            return net.backbone.step(net.encoder(net.obs_norm(obs)), reset_state(s, resets))
-
-        return self._per_network(state, run)
+        return self._per_network(state, lambda net, s: net.step_features(obs, reset_state(s, resets)))
 
     def get_value(self, h_v: Tensor) -> Tensor:
         """h_v (…, D) -> value (…)."""
@@ -345,20 +342,6 @@ class Batch:
 
 
 # -------------------------------------------------------------------------------------- trainer
-def load_training_state(path: Path, device: torch.device) -> dict | None:
-    """A ``training_state.pt`` loaded with ``weights_only=True``, or None when there is none.
-
-    BCTrainer.resume reads its file the same way and can share this function.
-    """
-    if not path.is_file():
-        return None
-    try:
-        return torch.load(path, weights_only=True, map_location=device)
-    except Exception as e:  # a truncated or foreign file: say which and what to do
-        raise ValueError(f"cannot read {path} ({e}); delete {path.parent} to restart from the previous "
-                         "checkpoint, or start a new run_dir") from e  # fmt: skip
-
-
 class PPOTrainer:
     """Trains ``policy`` (gaussian head) on the task of ``env_cfg`` (module docstring)."""
 
@@ -371,12 +354,12 @@ class PPOTrainer:
             raise ValueError(f"algo=ppo maps actions onto the bounds, which must be finite; got {low.tolist()} / "
                              f"{high.tolist()}")  # fmt: skip
         self.cfg, self.env_cfg, self.run_dir, self.seed = cfg, env_cfg, Path(run_dir), seed
-        self.device, self.run_info, self.dist = torch.device(device), run_info or {}, Distributed.current()
+        self.device, self.dist = torch.device(device), Distributed.current()
         self.envs_slice = self.dist.shard(cfg.num_envs, "algo.num_envs")  # this rank's environments
         self.num_envs = self.envs_slice.stop - self.envs_slice.start
         if cfg.num_sequences // self.dist.world_size % cfg.num_minibatches:
             raise ValueError(f"algo.num_minibatches={cfg.num_minibatches} must divide each rank's "
-                             f"{cfg.num_sequences // self.dist.world_size} sequences (num_envs·num_steps/seq_len "
+                             f"{cfg.num_sequences // self.dist.world_size} sequences (num_envs·num_steps/window "
                              f"over {self.dist.world_size} processes)")  # fmt: skip
         policy.action_norm.set_stats((high + low) / 2, (high - low) / 2)  # normalized ±1 = the bounds
         self.agent = ActorCritic(policy, cfg.critic).to(self.device).eval()  # one mode: see the module docstring
@@ -387,25 +370,24 @@ class PPOTrainer:
             self.score = DistributedDataParallel(self.score, device_ids=device_ids)
         self.gen = torch.Generator(self.device).manual_seed(seed + self.dist.rank)
         self.opt = torch.optim.AdamW(self.param_groups(), lr=cfg.lr)
-        schedule = warmup_cosine(0, cfg.num_iterations) if cfg.anneal_lr else (lambda _: 1.0)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, schedule)
+        self.sched = scheduler(self.opt, 0, cfg.num_iterations, cfg.anneal_lr)
         self.envs = make_vector_env(env_cfg, self.num_envs, cfg.asynchronous,
                                     autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)  # fmt: skip
         self.obs_rms = RunningMeanStd(shape=(policy.obs_dim,))
         self.ret_rms = RunningMeanStd(shape=())
-        self.iteration, self.global_step, self.best_score, self.history = 0, 0, -math.inf, []
+        self.ckpt = Checkpoints(self.run_dir, run_info, self.dist.is_main)
+        self.iteration, self.global_step, self.history = 0, 0, []
 
     def param_groups(self) -> list[dict]:
-        """BC's decay split, for the backbone(s) at ``backbone_lr`` and for everything else at ``lr``."""
+        """The optimizer's groups (:mod:`.optim`): the backbone(s) at ``backbone_lr`` (their recurrence
+        parameters at ``recurrence_lr_factor`` × that), everything else at ``lr``."""
         c = self.cfg
         backbones = nn.ModuleList(net.backbone for net in self.agent.networks)
         in_backbone = {id(p) for p in backbones.parameters()}
         rest = nn.ParameterList(p for p in self.agent.parameters() if id(p) not in in_backbone)
-        groups = param_groups(rest, c.weight_decay)
-        backbone_groups = param_groups(backbones, c.weight_decay)
-        for g in backbone_groups:
-            g["lr"] = c.backbone_lr if c.backbone_lr is not None else c.lr
-        return [g for g in groups + backbone_groups if g["params"]]
+        backbone_lr = c.backbone_lr if c.backbone_lr is not None else c.lr
+        return (param_groups(rest, c.weight_decay, c.lr)
+                + param_groups(backbones, c.weight_decay, backbone_lr, {RECURRENCE: c.recurrence_lr_factor}))
 
     def close(self) -> None:
         self.envs.close()
@@ -439,7 +421,7 @@ class PPOTrainer:
     def rollout(self) -> Rollout:
         """S steps of the N environments from where the last rollout stopped, with advantages."""
         c, p = self.cfg, self.policy
-        S, N, T = c.num_steps, self.num_envs, c.seq_len
+        S, N, T = c.num_steps, self.num_envs, c.window
         obs = torch.zeros(S, N, p.obs_dim, device=self.device)
         actions = torch.zeros(S, N, p.act_dim, device=self.device)
         logprobs, rewards, values = (torch.zeros(S, N, device=self.device) for _ in range(3))
@@ -512,16 +494,15 @@ class PPOTrainer:
                                              "lower algo.lr or check the environment's observations")  # fmt: skip
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
-                nn.utils.clip_grad_norm_(self.agent.parameters(), c.max_grad_norm)
+                nn.utils.clip_grad_norm_(self.agent.parameters(), c.grad_clip)
                 self.opt.step()
             if c.target_kl is not None and self.dist.mean(approx_kl) > c.target_kl:  # every rank stops together
                 break
         self.sched.step()
-        return {"losses/value_loss": v_loss.item(), "losses/policy_loss": pg_loss.item(),
-                "losses/entropy": entropy_loss.item(), "losses/old_approx_kl": old_approx_kl.item(),
-                "losses/approx_kl": approx_kl.item(), "losses/clipfrac": float(np.mean(clipfracs)),
-                "losses/explained_variance": explained_variance(b.values, b.returns),
-                "charts/learning_rate": self.sched.get_last_lr()[0]}  # fmt: skip
+        return {"value_loss": v_loss.item(), "policy_loss": pg_loss.item(), "entropy": entropy_loss.item(),
+                "old_approx_kl": old_approx_kl.item(), "approx_kl": approx_kl.item(),
+                "clipfrac": float(np.mean(clipfracs)), "explained_variance": explained_variance(b.values, b.returns),
+                "lr": self.sched.get_last_lr()[0]}  # fmt: skip
 
     def update_obs_stats(self, obs: Tensor) -> None:
         """Fold the rollout's observations (S, N, O) of every rank into the running statistics and the
@@ -532,34 +513,21 @@ class PPOTrainer:
             self.agent.set_obs_stats(self.obs_rms)
 
     # ------------------------------------------------------------------ checkpoints
-    @property
-    def ckpt_dir(self) -> Path:
-        return self.run_dir / "checkpoints"
-
-    def _training_state(self) -> bytes:
+    def save_last(self) -> None:
+        """Write ``checkpoints/last`` with the resume state (rank 0)."""
         rms = {f"{name}_{k}": torch.as_tensor(getattr(getattr(self, name), k), dtype=torch.float64)
                for name in ("obs_rms", "ret_rms") for k in ("mean", "var", "count")}  # fmt: skip
-        state = {"iteration": self.iteration, "global_step": self.global_step, "best_score": self.best_score,
-                 "history": json.dumps(self.history), "agent": self.agent.state_dict(),
+        state = {"iteration": self.iteration, "global_step": self.global_step, "agent": self.agent.state_dict(),
                  "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
                  "generator": self.gen.get_state()} | rms  # fmt: skip
-        buf = io.BytesIO()
-        torch.save(state, buf)
-        return buf.getvalue()
-
-    def save(self, name: str, with_state: bool) -> Path | None:
-        """Write ``checkpoints/NAME`` (on rank 0 only)."""
-        if not self.dist.is_main:
-            return None
-        extra = {"step": self.global_step, "history": self.history[-1:], "run": self.run_info}
-        files = {STATE_FILE: self._training_state()} if with_state else None
-        return self.policy.save_pretrained(self.ckpt_dir / name, extra=extra, extra_files=files)
+        self.ckpt.save("last", self.policy, self.global_step, self.history, state)
 
     def resume(self) -> bool:
         """Load ``checkpoints/last`` if present; returns whether a run was resumed."""
-        s = load_training_state(self.ckpt_dir / "last" / STATE_FILE, self.device)
-        if s is None:
+        loaded = self.ckpt.load_last(self.device)
+        if loaded is None:
             return False
+        s, self.history = loaded
         self.agent.load_state_dict(s["agent"])
         self.opt.load_state_dict(s["optimizer"])
         self.sched.load_state_dict(s["scheduler"])
@@ -571,8 +539,7 @@ class PPOTrainer:
             rms = getattr(self, name)
             rms.mean, rms.var = s[f"{name}_mean"].numpy(), s[f"{name}_var"].numpy()
             rms.count = s[f"{name}_count"].item()
-        self.iteration, self.global_step, self.best_score = s["iteration"], s["global_step"], s["best_score"]
-        self.history = json.loads(s["history"])
+        self.iteration, self.global_step = s["iteration"], s["global_step"]
         log.info("resumed %s at iteration %d (%d steps)", self.run_dir, self.iteration, self.global_step)
         return True
 
@@ -583,11 +550,8 @@ class PPOTrainer:
         env_fns = [partial(make_env, self.env_cfg) for _ in range(c.eval_envs)]
         result = evaluate(self.policy, env_fns, c.eval_episodes, seed=10_000 + self.seed,
                           asynchronous=c.asynchronous).to_dict()  # fmt: skip
-        result |= {"score": result["mean_return"], "step": self.global_step}
-        self.history.append(result)
-        if result["score"] > self.best_score:
-            self.best_score = result["score"]
-            self.save("best", with_state=False)
+        result |= {"step": self.global_step}
+        self.ckpt.record(result, self.policy, self.global_step, self.history)
         return result
 
     def train_iteration(self) -> dict:
@@ -596,22 +560,22 @@ class PPOTrainer:
         t0 = time.perf_counter()
         rollout = self.rollout()
         t1 = time.perf_counter()
-        metrics = self.update(Batch.from_rollout(rollout, c.seq_len))
+        metrics = self.update(Batch.from_rollout(rollout, c.window))
         self.update_obs_stats(rollout.obs)
         self.iteration += 1
         self.global_step += c.batch_size
-        return metrics | {"charts/rollout_s": t1 - t0, "charts/update_s": time.perf_counter() - t1}
+        return metrics | {"rollout_s": t1 - t0, "update_s": time.perf_counter() - t1}
 
     def _crossed(self, every: int) -> bool:
         """Whether the last iteration passed a multiple of ``every`` environment steps."""
         return every > 0 and self.global_step // every > (self.global_step - self.cfg.batch_size) // every
 
     def fit(self) -> dict:
-        """Train to ``total_steps``; returns the last evaluation plus training return and steps/s."""
+        """Train to ``steps``; returns the last evaluation plus training return and steps/s."""
         c, main = self.cfg, self.dist.is_main
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-        writer = SummaryWriter(self.run_dir / "tb", purge_step=self.global_step) if main else None
+        scalars = Scalars(self.run_dir, self.global_step, main)
         last_eval: dict = self.history[-1] if self.history else {}
         recent: list[tuple[float, int]] = []
         start_step, t0, sps = self.global_step, time.perf_counter(), float("nan")
@@ -621,48 +585,23 @@ class PPOTrainer:
             while self.iteration < c.num_iterations:
                 metrics = self.train_iteration()
                 sps = (self.global_step - start_step) / (time.perf_counter() - t0)
-                metrics["charts/SPS"] = sps
+                metrics["steps_per_s"] = sps
                 if self.episodes:
                     recent = self.episodes[-20:]
-                    metrics |= {"charts/episodic_return": float(np.mean([r for r, _ in self.episodes])),
-                                "charts/episodic_length": float(np.mean([n for _, n in self.episodes]))}  # fmt: skip
+                    metrics |= {"episodic_return": float(np.mean([r for r, _ in self.episodes])),
+                                "episodic_length": float(np.mean([n for _, n in self.episodes]))}  # fmt: skip
                     self.episodes = []
-                for k, v in metrics.items() if main else ():
-                    writer.add_scalar(k, v, self.global_step)
+                scalars.train(metrics, self.global_step)
                 end = self.iteration == c.num_iterations
                 if main and (end or self._crossed(c.eval_every)):
                     last_eval = self.run_eval()
-                    writer.add_scalar("eval/mean_return", last_eval["mean_return"], self.global_step)
+                    scalars.eval(last_eval, self.global_step)
                 if end or self._crossed(c.save_every):
-                    self.save("last", with_state=True)
+                    self.save_last()
                     self.start_episodes()
-                bar.set_postfix(ret=f"{metrics.get('charts/episodic_return', float('nan')):.1f}", sps=f"{sps:.0f}")
+                bar.set_postfix(ret=f"{metrics.get('episodic_return', float('nan')):.1f}", sps=f"{sps:.0f}")
                 bar.update(c.batch_size)
-        if main:
-            writer.close()
+        scalars.close()
         train_return = float(np.mean([r for r, _ in recent])) if recent else float("nan")
         return self.dist.broadcast(last_eval | {"train_return": train_return, "steps_per_s": sps})
 
-
-def train_ppo(cfg: DictConfig) -> dict:
-    """``cadence-train algo=ppo policy=NAME policy.head=gaussian env=NAME``; returns the final evaluation."""
-    algo = to_dataclass(PPOConfig, cfg.algo, "algo")
-    run_dir = Path(cfg.run_dir)
-    check_run_dir(run_dir, cfg.resume)
-    env = make_env(cfg.env)
-    torch.manual_seed(cfg.seed)
-    policy = build_policy(cfg, env)
-    env.close()
-    run_info = {"env": OmegaConf.to_container(cfg.env, resolve=True), "params": count_params(policy)}
-    trainer = PPOTrainer(policy, cfg.env, algo, run_dir, cfg.seed, cfg.device, run_info)
-    if cfg.resume and not trainer.resume():
-        log.info("resume=true but %s has no checkpoint yet; starting fresh", run_dir)
-    log.info("training %s (%d parameters) on %s for %d steps", cfg.policy.name, count_params(policy), cfg.env.id,
-             algo.total_steps)  # fmt: skip
-    try:
-        result = trainer.fit() | {"params": count_params(policy)}
-    finally:
-        trainer.close()
-    if Distributed.current().is_main:
-        (run_dir / "eval.json").write_text(json.dumps(result, indent=2))
-    return result

@@ -77,10 +77,10 @@ def train_bc(cfg: DictConfig) -> dict:
     run_info = {"env": OmegaConf.to_container(cfg.env, resolve=True), "reference": reference,
                 "dataset": str(cfg.dataset), "params": count_params(policy)}  # fmt: skip
     trainer = BCTrainer(policy, demos.data, algo, run_dir, evaluate_fn, cfg.seed, cfg.device, run_info)
+    if not (cfg.resume and trainer.ckpt.exists("init")):
+        trainer.ckpt.save_policy("init", policy)  # the "before" of cadence-inspect
     if cfg.resume and not trainer.resume():
         log.info("resume=true but %s has no checkpoint yet; starting fresh", run_dir)
-    if not cfg.resume or not trainer.ckpt.exists("init"):
-        trainer.ckpt.save_policy("init", policy)  # the "before" of cadence-inspect
     log.info("training %s (%d parameters) on %s, %d frames", cfg.policy.name, count_params(policy), cfg.dataset,
              len(demos.data))  # fmt: skip
     return _finish(cfg, trainer.fit() | {"params": count_params(policy), "history": trainer.history})

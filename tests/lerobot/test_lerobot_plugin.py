@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -33,6 +34,8 @@ from cadence.lerobot.export import export_checkpoint
 from cadence.lerobot.modeling_linoss import pad_resets
 from cadence.policies import PolicyConfig
 from cadence.policies import make_policy as make_cadence_policy
+from cadence.policies.backbones import REGISTRY, backbone_classes, make_backbone_config
+from cadence.training.bc import BCConfig
 
 REPO_ID = "cadence/invertedpendulum_p"
 TASK = {"name": "invertedpendulum_p", "id": "Cadence/InvertedPendulum-P-v5", "kwargs": {"max_episode_steps": 100},
@@ -66,7 +69,7 @@ def test_lerobot_train_then_eval(dataset, tmp_path):
     out = tmp_path / "train"
     log = run_lerobot(
         "lerobot-train", PLUGIN, "--policy.type=linoss", "--policy.device=cpu", "--policy.window=8",
-        "--policy.burn_in=8", "--policy.d_model=32", "--policy.optimizer_lr=3e-3", "--policy.scheduler_warmup_steps=5",
+        "--policy.burn_in=8", "--policy.d_model=32", "--policy.lr=3e-3", "--policy.warmup_steps=5",
         f"--dataset.repo_id={REPO_ID}", f"--dataset.root={dataset}", "--dataset.video_backend=pyav",
         f"--output_dir={out}", "--steps=60", "--batch_size=16", "--num_workers=0", "--log_freq=10",
         "--save_freq=60", "--wandb.enable=false",
@@ -175,9 +178,22 @@ def test_export_loads_with_make_policy(tmp_path):
 
 
 def test_config_errors_name_the_fix():
-    with pytest.raises(ValueError, match="backbone 'lstm' has no config"):
+    with pytest.raises(ValueError, match="unknown backbone 'lstm'"):
         CadenceLinOSSConfig(backbone="lstm", device="cpu")
     with pytest.raises(ValueError, match="unknown linoss backbone option"):
         CadenceLinOSSConfig(device="cpu", backbone_kwargs={"layers": 2})
     with pytest.raises(ValueError, match="env.success='always'"):
         CadenceEnvConfig(success="always")
+
+
+@pytest.mark.parametrize("backbone", sorted(REGISTRY))
+def test_defaults_come_from_cadence_dataclasses(backbone):
+    """Architecture defaults are PolicyConfig's and the backbone dataclass's; optimizer and window are BCConfig's,
+    under the same names: ``--policy.type=linoss`` trains what ``cadence-train algo=bc policy=X`` trains."""
+    cfg = CadenceLinOSSConfig(backbone=backbone, device="cpu")
+    policy = cfg.policy_config()
+    assert dataclasses.replace(policy, backbone_kwargs={}) == PolicyConfig(backbone=backbone)
+    backbone_cfg = make_backbone_config(backbone, d_model=policy.d_model, **policy.backbone_kwargs)
+    assert backbone_cfg == backbone_classes(backbone)[0]()
+    names = ("lr", "weight_decay", "grad_clip", "warmup_steps", "window")
+    assert {n: getattr(cfg, n) for n in names} == {n: getattr(BCConfig(), n) for n in names}

@@ -39,7 +39,7 @@ def _bc_worker(rank: int, init_file: str, out: str, tbptt: bool) -> None:
     _join(rank, init_file)
     trainer = BCTrainer(policy("linoss"), toy_demos(), bc_config(tbptt), f"{out}/run", seed=3)
     losses = [trainer.train_step()["loss"] for _ in range(STEPS)]
-    trainer.save("last", with_state=True)  # every rank calls it: the carried state is gathered
+    trainer.save_last()  # every rank calls it: the carried state is gathered
     with open(f"{out}/rank{rank}.json", "w") as f:
         json.dump({"losses": losses, "params": [p.detach().flatten().tolist() for p in trainer.policy.parameters()]}, f)
     _leave()
@@ -67,7 +67,7 @@ def test_bc_two_processes_follow_the_one_process_loss_curve(tmp_path, tbptt):
 
 def _ppo_worker(rank: int, init_file: str, out: str) -> None:
     _join(rank, init_file)
-    trainer = make_trainer(f"{out}/run", "gru", num_envs=4, total_steps=192, num_steps=24, seq_len=12,
+    trainer = make_trainer(f"{out}/run", "gru", num_envs=4, steps=192, num_steps=24, window=12,
                            num_minibatches=2, save_every=96, eval_every=96)  # fmt: skip
     trainer.start_episodes()
     first_obs = trainer.next_obs.tolist()
@@ -90,7 +90,7 @@ def test_ppo_two_processes_split_the_envs_and_stay_in_sync(tmp_path):
     assert ranks[0]["result"]["returns"] == ranks[1]["result"]["returns"]  # rank 0's evaluation, broadcast
     assert len(ranks[0]["result"]["returns"]) == 3
     # global environment r·N/W + n is seeded as in one process with N environments
-    single = make_trainer(tmp_path / "single", "gru", num_envs=4, total_steps=96)
+    single = make_trainer(tmp_path / "single", "gru", num_envs=4, steps=96)
     single.start_episodes()
     single.close()
     np.testing.assert_array_equal(np.concatenate([r["first_obs"] for r in ranks]), single.next_obs.numpy())

@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
-from cadence.configs import CONFIG_DIR
+from cadence.configs import compose
 from cadence.envs import make_env
 from cadence.evaluation import evaluate
 from cadence.policies import PolicyConfig, SequencePolicy, make_policy
 from cadence.policies.backbones import REGISTRY
-from cadence.training.ppo import Batch, PPOConfig, PPOTrainer, gae, train_ppo
+from cadence.training import train_ppo
+from cadence.training.ppo import Batch, PPOConfig, PPOTrainer, gae
 
 ENV = "invertedpendulum"
 # small, non-trivial sizes: a transformer context and an MLP frame stack shorter than a chunk
@@ -35,8 +35,8 @@ def make_trainer(tmp_path, backbone="mlp", backbone_kwargs=None, seed=0, init_se
                         backbone_kwargs={"n_layers": 2} | (backbone_kwargs or {}))  # fmt: skip
     policy = make_policy(pcfg, env.observation_space, env.action_space, env.unwrapped.dt)
     env.close()
-    cfg = PPOConfig(**({"num_envs": 3, "num_steps": 24, "seq_len": 12, "num_minibatches": 2, "update_epochs": 2,
-                        "total_steps": 72, "eval_every": 0, "eval_episodes": 3, "eval_envs": 3} | algo))  # fmt: skip
+    cfg = PPOConfig(**({"num_envs": 3, "num_steps": 24, "window": 12, "num_minibatches": 2, "update_epochs": 2,
+                        "steps": 72, "eval_every": 0, "eval_episodes": 3, "eval_envs": 3} | algo))  # fmt: skip
     return PPOTrainer(policy, ENV, cfg, tmp_path, seed=seed)
 
 
@@ -50,7 +50,7 @@ def test_update_rerun_of_chunks_with_resets_matches_rollout(tmp_path, backbone, 
     trainer.train_iteration()  # non-trivial obs statistics and weights, and states carried across rollouts
     rollout = trainer.rollout()
     trainer.close()
-    b = Batch.from_rollout(rollout, trainer.cfg.seq_len)
+    b = Batch.from_rollout(rollout, trainer.cfg.window)
     assert b.resets[:, 1:].any(), "no episode ended inside a chunk: the test would not exercise the masking"
     assert any(s.abs().sum() > 0 for s in b.states), "all stored states are zero: the test would not use them"
     with torch.no_grad():
@@ -98,8 +98,8 @@ def random_return(episodes: int, seed: int) -> float:
 
 
 def test_learns_inverted_pendulum_and_saves_a_self_contained_policy(tmp_path):
-    trainer = make_trainer(tmp_path, "mlp", {"frame_stack": 1}, num_envs=8, num_steps=128, seq_len=32,
-                           num_minibatches=4, update_epochs=10, total_steps=24_576, eval_episodes=10,
+    trainer = make_trainer(tmp_path, "mlp", {"frame_stack": 1}, num_envs=8, num_steps=128, window=32,
+                           num_minibatches=4, update_epochs=10, steps=24_576, eval_episodes=10,
                            eval_envs=5)  # fmt: skip
     untrained = evaluate(trainer.policy, trainer.cfg.eval_envs * [lambda: make_env(ENV)], 10, seed=10_000).mean_return
     result = trainer.fit()
@@ -114,7 +114,7 @@ def test_learns_inverted_pendulum_and_saves_a_self_contained_policy(tmp_path):
 
 
 def test_resume_continues_exactly(tmp_path):
-    algo = {"save_every": 144, "total_steps": 288}  # 4 iterations of 3 envs × 24 steps, last written after 2 and 4
+    algo = {"save_every": 144, "steps": 288}  # 4 iterations of 3 envs × 24 steps, last written after 2 and 4
     straight = make_trainer(tmp_path / "a", "linoss", EXTRA["linoss"], seed=3, **algo)
     straight.fit()
     straight.close()
@@ -123,7 +123,7 @@ def test_resume_continues_exactly(tmp_path):
     first.start_episodes()
     first.train_iteration()
     first.train_iteration()
-    first.save("last", with_state=True)
+    first.save_last()
     first.close()
     resumed = make_trainer(tmp_path / "b", "linoss", EXTRA["linoss"], seed=3, init_seed=99, **algo)
     assert resumed.resume() and resumed.iteration == 2
@@ -135,10 +135,10 @@ def test_resume_continues_exactly(tmp_path):
 
 
 def test_config_and_policy_errors_name_the_fix(tmp_path):
-    with pytest.raises(ValueError, match="seq_len"):
-        PPOConfig(num_steps=100, seq_len=32)
+    with pytest.raises(ValueError, match="algo.window=32 must divide"):
+        PPOConfig(num_steps=100, window=32)
     with pytest.raises(ValueError, match="num_minibatches"):
-        PPOConfig(num_envs=3, num_steps=64, seq_len=64, num_minibatches=2)
+        PPOConfig(num_envs=3, num_steps=64, window=64, num_minibatches=2)
     env = make_env(ENV)
     deterministic = make_policy(PolicyConfig(backbone="mlp", d_model=8), env.observation_space, env.action_space)
     with pytest.raises(ValueError, match="policy.head=gaussian"):
@@ -149,12 +149,11 @@ def test_train_ppo_from_the_hydra_configs(tmp_path):
     """``cadence-train algo=ppo``'s function on the shipped YAML: a run directory with checkpoints and eval.json,
     a refusal to overwrite it, and a clear error for a deterministic head."""
     overrides = ["algo=ppo", "policy=gru", "policy.head=gaussian", "policy.d_model=16", "env=invertedpendulum_p",
-                 f"run_dir={tmp_path}", "algo.total_steps=128", "algo.num_envs=2", "algo.num_steps=32",
-                 "algo.seq_len=16", "algo.num_minibatches=2", "algo.update_epochs=1", "algo.eval_episodes=2",
+                 f"run_dir={tmp_path}", "algo.steps=128", "algo.num_envs=2", "algo.num_steps=32",
+                 "algo.window=16", "algo.num_minibatches=2", "algo.update_epochs=1", "algo.eval_episodes=2",
                  "algo.eval_envs=2"]  # fmt: skip
-    with initialize_config_dir(str(CONFIG_DIR), version_base=None):
-        cfg = compose("train", overrides=overrides)
-        deterministic = compose("train", overrides=overrides + ["policy.head=deterministic"])
+    cfg = compose("train", overrides)
+    deterministic = compose("train", overrides + ["policy.head=deterministic"])
     result = train_ppo(cfg)
     assert json.loads((tmp_path / "eval.json").read_text())["mean_return"] == result["mean_return"]
     assert SequencePolicy.from_pretrained(tmp_path / "checkpoints" / "last").cfg.backbone == "gru"
@@ -164,3 +163,7 @@ def test_train_ppo_from_the_hydra_configs(tmp_path):
     deterministic.run_dir = str(tmp_path / "det")
     with pytest.raises(ValueError, match="policy.head=gaussian"):
         train_ppo(deterministic)
+    renamed = compose("train", [o.replace("algo.steps", "+algo.total_steps") for o in overrides])
+    renamed.run_dir = str(tmp_path / "renamed")
+    with pytest.raises(ValueError, match=r"algo.total_steps is now algo.steps"):
+        train_ppo(renamed)

@@ -47,6 +47,15 @@ class Backbone(Protocol):
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]: ...
 
 
+def mark_recurrence(*params: torch.nn.Parameter) -> None:
+    """Tag a backbone's recurrence parameters (its state transition: LinOSS's A, G, Δt; Mamba's A_log, Δ, D)
+    the way diagonal-SSM codebases do: no weight decay, and the learning-rate group ``"recurrence"``, which a
+    trainer may run at a fraction of the global rate (``cadence.training.optim``)."""
+    for p in params:
+        p._no_weight_decay = True
+        p._lr_group = "recurrence"
+
+
 def reset_state(state: State, done: Tensor) -> State:
     """Zero the entries of ``state`` whose environment has ``done`` (B,) True."""
     keep = (~done.bool()).to(state[0].device)

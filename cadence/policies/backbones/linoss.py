@@ -1,14 +1,20 @@
 """LinOSS and D-LinOSS: stacks of forced harmonic oscillators (Rusch & Rus 2025; Boyer, Rusch & Rus 2025).
 
-Every equation cites ``../shared/linoss/SPEC.md``. Symbols (SPEC §1):
-    B batch, L time, H model width (``hidden_dim`` / ``d_model``), P oscillators (``state_dim``).
+References (docs/linoss.md, "References"): [LinOSS] Rusch & Rus, "Oscillatory State-Space Models", ICLR 2025,
+arXiv:2410.03943; [D-LinOSS] Boyer, Rusch & Rus, "Learning to Dissipate Energy in Oscillatory State-Space
+Models", arXiv:2505.12171 (section numbers of v1); and the official code this port matches numerically
+(tests/policies/backbones/test_linoss_parity.py): ``models/LinOSS.py`` of tk-rusch/linoss and
+``src/damped_linoss/models/LinOSS.py`` of jaredbmit/damped-linoss.
 
-Per oscillator the continuous model is x'' = −A x − G x' + B u, y = Re(C x) + D ⊙ u (SPEC §2.2, §3.1),
-discretized three ways (``variant``):
+Symbols: B batch, L time, H model width (``hidden_dim`` / ``d_model``), P oscillators (``state_dim``).
 
-* ``"im"``     LinOSS-IM, implicit Euler, dissipative (SPEC §2.3)
-* ``"imex"``   LinOSS-IMEX, symplectic, conservative (SPEC §2.4)
-* ``"damped"`` D-LinOSS (DampedIMEX1) with learned damping G and the soft projection (SPEC §3.3)
+Per oscillator the continuous model is x'' = −A x − G x' + B u, y = Re(C x) + D ⊙ u ([LinOSS] eqs. 1–2 with
+G = 0; [D-LinOSS] §2.1), discretized three ways (``variant``):
+
+* ``"im"``     LinOSS-IM, implicit Euler, dissipative ([LinOSS] §2.3, eqs. 3–4)
+* ``"imex"``   LinOSS-IMEX, symplectic, conservative ([LinOSS] §2.3, eqs. 5–6)
+* ``"damped"`` D-LinOSS (the official ``DampedIMEX1Layer``, [D-LinOSS] §2.2) with learned damping G and the
+  soft projection of A onto the stable region (:func:`soft_project_AG`)
 
 Raw parameters are stored under the official names and shapes and constrained in ``forward``, so
 official weights load with ``load_state_dict`` (see :func:`convert_official`).
@@ -21,8 +27,8 @@ within a few thousand steps and makes ``forward`` and ``step`` drift apart; in f
 and it costs nothing measurable because the scan is bound by reading u and writing x, which stay in
 the model's dtype.
 
-Normalization (``norm``): the spec's two BatchNorm flavours are kept for parity (``"batch_ema"``
-LinOSS, ``"batch"`` D-LinOSS, SPEC §4), but BatchNorm normalizes with statistics over batch × time,
+Normalization (``norm``): the official code's two BatchNorm flavours are kept for parity (``"batch_ema"``
+tk-rusch/linoss, ``"batch"`` damped-linoss; :class:`SpecBatchNorm`), but BatchNorm's statistics span batch × time,
 which a policy stepped one observation at a time does not have: training and stepping would see
 different functions. Policies therefore default to ``"layer"`` (LayerNorm over channels, per time
 step — causal and identical in ``forward`` and ``step``). BatchNorm layers step with their running
@@ -31,6 +37,8 @@ statistics, which equals ``forward`` in eval mode only.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,10 +48,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import State, check_input, check_state
+from ...spectral import demonstration_peaks
+from .base import State, check_input, check_state, mark_recurrence
 from .linoss_init import InitConfig, init_oscillators_
 from .scan import SCAN_METHODS, Transition, oscillator_scan
 
+log = logging.getLogger(__name__)
 VARIANTS = ("im", "imex", "damped")
 NORMS = ("layer", "rms", "batch_ema", "batch", "none")
 
@@ -52,7 +62,8 @@ NORMS = ("layer", "rms", "batch_ema", "batch", "none")
 # Discretization (pure math on the constrained parameters)
 # --------------------------------------------------------------------------------------------
 def soft_project_AG(A_raw: Tensor, G_raw: Tensor, dt: Tensor) -> tuple[Tensor, Tensor]:
-    """D-LinOSS parameterization (SPEC §3.3), in the relu form so gradients match the official code."""
+    """D-LinOSS parameterization: A clipped to the stable region (G − Δt A)² ≤ 4A of [D-LinOSS] Prop. 3.2, in the
+    relu form of the official ``DampedIMEX1Layer._soft_project_AGdt`` so that gradients match too."""
     G = F.relu(G_raw)
     den = torch.clamp(dt**2, min=1e-6)
     root = torch.sqrt(1 + dt * G)
@@ -64,13 +75,13 @@ def soft_project_AG(A_raw: Tensor, G_raw: Tensor, dt: Tensor) -> tuple[Tensor, T
 
 def discretize(variant: str, A: Tensor, G: Tensor | None, dt: Tensor) -> Transition:
     """Per-oscillator transition M and input gain f (each (P,)) of ``variant``."""
-    if variant == "im":  # SPEC §2.3, S = 1/(1 + Δt² A)
+    if variant == "im":  # [LinOSS] eq. 3, S = 1/(1 + Δt² A)
         S = 1.0 / (1.0 + dt**2 * A)
         return Transition(1.0 - dt**2 * A * S, -dt * A * S, dt * S, S, dt * S, dt**2 * S)
-    if variant == "imex":  # SPEC §2.4
+    if variant == "imex":  # [LinOSS] eq. 6
         one = torch.ones_like(A)
         return Transition(one, -dt * A, dt, 1.0 - dt**2 * A, dt, dt**2)
-    if variant == "damped":  # SPEC §3.1, S = 1 + Δt G (not inverted)
+    if variant == "damped":  # [D-LinOSS] §2.2, S = 1 + Δt G (not inverted)
         S = 1.0 + dt * G
         return Transition(1.0 / S, -dt * A / S, dt / S, 1.0 - dt**2 * A / S, dt / S, dt**2 / S)
     raise ValueError(f"variant {variant!r} is not one of {VARIANTS}")
@@ -80,14 +91,15 @@ def discretize(variant: str, A: Tensor, G: Tensor | None, dt: Tensor) -> Transit
 # Layer
 # --------------------------------------------------------------------------------------------
 class LinOSSLayer(nn.Module):
-    """One LinOSS / D-LinOSS SSM layer: (B, L, H) -> (B, L, H) (SPEC §2, §3).
+    """One LinOSS / D-LinOSS SSM layer: (B, L, H) -> (B, L, H) (official ``LinOSSLayer`` / ``DampedIMEX1Layer``).
 
     Args:
         state_dim: P oscillators.  hidden_dim: H input/output channels.  variant: "im" | "imex" | "damped".
-        enforce_stability: IMEX only. LinOSS-IMEX has |λ| = 1 only while Δt² A ≤ 4 (SPEC §2.4); the
-            official code does not enforce it, so neither does this layer by default (parity). With
-            True, A is capped at 4/Δt² by the relu form A − relu(A − 4/Δt²): a deployed policy must not
-            acquire a growing mode. IM and D-LinOSS are stable by construction.
+        enforce_stability: IMEX only. LinOSS-IMEX has |λ| = 1 only while Δt² A ≤ 4 (beyond, the eigenvalues
+            of M in [LinOSS] eq. 6 turn real and one exceeds 1); the official code does not enforce it, so
+            neither does this layer by default (parity). With True, A is capped at 4/Δt² by the relu form
+            A − relu(A − 4/Δt²): a deployed policy must not acquire a growing mode. IM and D-LinOSS are
+            stable by construction.
         init: oscillator init (:class:`InitConfig`); None = the paper default.
         control_period: seconds per step, needed by the CPG init.
         scan: how ``forward`` evaluates the recurrence (:mod:`.scan`).
@@ -117,7 +129,7 @@ class LinOSSLayer(nn.Module):
         self.enforce_stability, self.scan, self.state_dtype = enforce_stability, scan, state_dtype
         self._io_cache = None
         g = generator
-        # SPEC §2.1: B ~ U[-1/√H, 1/√H), C ~ U[-1/√P, 1/√P), D ~ N(0, 1); (re, im) on the last axis
+        # as the official layers: B ~ U[-1/√H, 1/√H), C ~ U[-1/√P, 1/√P), D ~ N(0, 1); (re, im) on the last axis
         self.A_diag = nn.Parameter(torch.empty(P))
         self.steps = nn.Parameter(torch.empty(P))
         self.G_diag = nn.Parameter(torch.empty(P)) if variant == "damped" else None
@@ -125,9 +137,10 @@ class LinOSSLayer(nn.Module):
         self.C = nn.Parameter((torch.rand(H, P, 2, generator=g) * 2 - 1) / math.sqrt(P))
         self.D = nn.Parameter(torch.randn(H, generator=g))
         init_oscillators_(self, init or InitConfig(kind="paper"), control_period, g)
+        mark_recurrence(*(p for p in (self.A_diag, self.G_diag, self.steps) if p is not None))
 
     def constrained(self) -> tuple[Tensor, Tensor | None, Tensor]:
-        """The constrained (A, G, Δt), each (P,) (SPEC §2.1, §3.3)."""
+        """The constrained (A, G, Δt), each (P,): Δt = sigmoid, A = relu ([LinOSS] §3.1) or soft_project_AG."""
         dt = torch.sigmoid(self.steps)
         if self.variant == "damped":
             A, G = soft_project_AG(self.A_diag, self.G_diag, dt)
@@ -162,7 +175,7 @@ class LinOSSLayer(nn.Module):
         t = self.transition(self.state_dtype)
         t = Transition(*(c.repeat_interleave(2) for c in t.as_tuple()))
         B_map = self.B.permute(1, 0, 2).reshape(self.hidden_dim, 2 * self.state_dim)  # Bu = u @ B_map
-        # y = Re(C x) = C_re x_re − C_im x_im  (SPEC §2.5)
+        # y = Re(C x) = C_re x_re − C_im x_im  (the official readout ``(C_complex @ x).real``)
         C_map = torch.stack([self.C[..., 0], -self.C[..., 1]], dim=-1).reshape(self.hidden_dim, -1).T
         return t, B_map, C_map
 
@@ -198,7 +211,8 @@ class LinOSSLayer(nn.Module):
 # Normalization
 # --------------------------------------------------------------------------------------------
 class SpecBatchNorm(nn.Module):
-    """The papers' BatchNorm over batch × time, no affine, eps 1e-5, biased variance (SPEC §4).
+    """The official blocks' ``eqx.nn.BatchNorm`` under ``jax.vmap(axis_name="batch")``: statistics over batch × time,
+    no affine, eps 1e-5, biased variance.
 
     ``mode="ema"`` (LinOSS / equinox default): in training the first call normalizes with the batch
     statistics and stores them; later calls normalize with 0.01·batch + 0.99·running and store that.
@@ -263,7 +277,7 @@ def make_norm(kind: str, channels: int) -> nn.Module:
 # Block and stack
 # --------------------------------------------------------------------------------------------
 class GLU(nn.Module):
-    """(W1 x + b1) ⊙ sigmoid(W2 x + b2) per time step (SPEC §4)."""
+    """(W1 x + b1) ⊙ sigmoid(W2 x + b2) per time step ([LinOSS] App. A; the official ``GLU``)."""
 
     def __init__(self, channels: int):
         super().__init__()
@@ -275,7 +289,10 @@ class GLU(nn.Module):
 
 
 class LinOSSBlock(nn.Module):
-    """norm → SSM → GELU(tanh) → dropout → GLU → dropout → + residual (SPEC §4). (B, L, H) -> (B, L, H)."""
+    """norm → SSM → GELU(tanh) → dropout → GLU → dropout → + residual, as the official ``LinOSSBlock``.
+
+    (B, L, H) -> (B, L, H).
+    """
 
     def __init__(self, state_dim: int, hidden_dim: int, variant: str, norm: str = "layer", dropout: float = 0.0, **layer_kwargs):
         super().__init__()
@@ -303,8 +320,9 @@ class LinOSSConfig:
 
     d_model: int = 128
     """H, the width of every block (input and output)."""
-    n_layers: int = 4
-    """Number of blocks."""
+    n_layers: int = 2
+    """Number of blocks. 2 is what ``cadence-train`` (``cadence/configs/policy/linoss.yaml``) and every published
+    result used; before issue 18 this default said 4, so the Python API built a deeper model than the CLI."""
     state_dim: int = 64
     """P, oscillators per block."""
     variant: str = "damped"
@@ -332,6 +350,24 @@ class LinOSSConfig:
         for name in ("d_model", "n_layers", "state_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def fit_to_data(self, observations: np.ndarray, actions: np.ndarray, ep_from: np.ndarray, ep_to: np.ndarray,
+                    control_period: float) -> LinOSSConfig:  # fmt: skip
+        """The data init's frequencies from the training demonstrations (``PolicyConfig.fit_to_data`` calls it).
+
+        With ``init.kind == "data"`` and no ``init.peaks_hz`` yet: a new config whose ``init.peaks_hz`` are the
+        peak frequencies (Hz, strongest first, 6 decimals) of the actions (N, A) and observations (N, O) together
+        (:func:`cadence.spectral.demonstration_peaks`, ``init.welch_segment_s``, ``init.n_peaks``); episode e is
+        frames [ep_from[e], ep_to[e]), ``control_period`` seconds apart. Otherwise ``self``.
+        """
+        init = self.init
+        if init.kind != "data" or init.peaks_hz is not None:
+            return self
+        peaks = demonstration_peaks(observations, actions, ep_from, ep_to, control_period, init.welch_segment_s,
+                                    init.n_peaks)  # fmt: skip
+        log.info("init=data: the demonstrations' peak frequencies are %s Hz",
+                 ", ".join(f"{f:.3f}" for f in peaks) or "none")  # fmt: skip
+        return dataclasses.replace(self, init=dataclasses.replace(init, peaks_hz=[round(float(f), 6) for f in peaks]))
 
 
 class LinOSSBackbone(nn.Module):
@@ -382,10 +418,10 @@ class LinOSSBackbone(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------
-# The papers' full model (SPEC §5), for parity with the official code
+# The papers' full model ([LinOSS] App. A, Algorithm 1), for parity with the official code
 # --------------------------------------------------------------------------------------------
 class LinOSSModel(nn.Module):
-    """Linear encoder → blocks → head, as in the official ``LinOSS`` (SPEC §5). x (B, L, N).
+    """Linear encoder → blocks → head, as the official ``LinOSS`` class of both repositories. x (B, L, N).
 
     classification: softmax(W mean_t h_t) (B, out). Regression: tanh(W h_t) at t = output_step−1 ::
     output_step (B, L // output_step, out); ``tanh_output=False`` drops the tanh (D-LinOSS option).
@@ -422,10 +458,10 @@ _MODULE_RENAMES = (("ssm.", "layer."), ("linear_encoder.", "encoder."), ("linear
 
 
 def convert_official(arrays: Mapping[str, np.ndarray], prefix: str = "param.") -> dict[str, Tensor]:
-    """Map an official Equinox export (the ``.npz`` layout of ``../shared/linoss/vectors/README.md``)
-    to a state_dict for :class:`LinOSSLayer` (layer files), :class:`LinOSSBlock` (block files) or
-    :class:`LinOSSModel` (model files). Tensors keep the file's dtype; BatchNorm statistics are
-    not parameters in the official code and are left to the module's own buffers.
+    """Map an official Equinox export (the ``.npz`` layout of ``tests/data/linoss_vectors/``) to a state_dict
+    for :class:`LinOSSLayer` (layer files), :class:`LinOSSBlock` (block files) or :class:`LinOSSModel` (model
+    files). Tensors keep the file's dtype; BatchNorm statistics are not parameters in the official code and
+    are left to the module's own buffers.
     """
     if any(k in arrays for k in ("A_diag_raw", "B_raw")):  # a layer file
         return {ours: torch.from_numpy(np.asarray(arrays[theirs])) for theirs, ours in _LAYER_NAMES.items() if theirs in arrays}

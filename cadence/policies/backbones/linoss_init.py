@@ -1,18 +1,23 @@
 """Initializing LinOSS / D-LinOSS oscillators, and reading their spectrum back.
 
-An oscillator's discrete transition M (SPEC.md §2.3, §2.4, §3.1) has eigenvalues r·e^{±iθ}: it turns
+An oscillator's discrete transition M (LinOSS-IM / -IMEX: [LinOSS] eqs. 3–6; D-LinOSS: [D-LinOSS] §2.2; the
+references are listed in :mod:`cadence.policies.backbones.linoss`) has eigenvalues r·e^{±iθ}: it turns
 by θ radians and shrinks by r per control step. With a control period ``dt_env`` seconds per step,
 that is a natural frequency f = θ / (2π dt_env) Hz and a decay time constant τ = −dt_env / ln r.
 
 Inits (``InitConfig.kind``):
 
-* ``"paper"`` — each variant's published default: LinOSS A ~ U[0, 1), Δt_raw ~ U[0, 1) (SPEC §2.1);
-  D-LinOSS the ring init (SPEC §3.4).
-* ``"uniform"`` — D-LinOSS's rejection-sampled uniform (A, G) init (SPEC §3.4); LinOSS as "paper".
-* ``"ring"`` — D-LinOSS only: r² ~ U[r_min², r_max²], θ ~ U[θ_min, θ_max] (SPEC §3.4).
+* ``"paper"`` — each variant's published default: LinOSS A ~ U[0, 1), Δt_raw ~ U[0, 1) (tk-rusch/linoss
+  ``LinOSSLayer.__init__``); D-LinOSS the ring init with the defaults of damped-linoss
+  ``scripts/create_experiment.py`` (r ∈ [0.9, 1], θ ∈ [0, π], dt_std 0.5).
+* ``"uniform"`` — D-LinOSS's rejection-sampled uniform (A, G) init (``DampedIMEX1Layer._uniform_init_AGdt``);
+  LinOSS as "paper".
+* ``"ring"`` — D-LinOSS only: r² ~ U[r_min², r_max²], θ ~ U[θ_min, θ_max]
+  (``DampedIMEX1Layer._ring_init_AGdt``).
 * ``"cpg"`` — a central-pattern-generator band: f log-uniform in [f_min, f_max] Hz and
   τ log-uniform in [τ_min, τ_max] s, mapped through the control period
-  (``../shared/notes/anchors.md`` §5.3), with Δ = sigmoid(Δt_raw) drawn as in the paper init:
+  (each variant's eigenvalues solved for A and G: [LinOSS] Prop. 3.1 and App. E.1, [D-LinOSS] Prop. 3.1),
+  with Δ = sigmoid(Δt_raw) drawn as in the paper init:
 
   - D-LinOSS: G = (1 − r²)/(r² Δ),  A = (1 − 2 r cos θ + r²)/(r² Δ²)   (the ring closed form)
   - LinOSS-IMEX: A = 2 (1 − cos θ)/Δ²   (|λ| = 1: IMEX does not decay)
@@ -27,8 +32,9 @@ Inits (``InitConfig.kind``):
   at the peak frequencies ``peaks_hz`` of the training data's Welch power spectrum (round-robin over
   the peaks, strongest first, each f = f_peak·(1 + peak_spread·U[−1, 1])), with decay times and the
   (A, G) mapping of the CPG init; the other modes follow the CPG init (band and broadband) as above.
-  ``peaks_hz`` is estimated before training by :func:`cadence.analysis.fill_data_init` (cadence-train
-  does it from ``dataset=``) and saved in the checkpoint's config, so loading needs no dataset.
+  ``peaks_hz`` is estimated before training by ``PolicyConfig.fit_to_data``, which calls
+  :meth:`.linoss.LinOSSConfig.fit_to_data` (cadence-train does it from ``dataset=``), and saved in the
+  checkpoint's config, so loading needs no dataset.
 """
 
 from __future__ import annotations
@@ -130,7 +136,8 @@ def _log_uniform(n: int, lo: float, hi: float, g: torch.Generator | None) -> Ten
 
 
 def ring_to_AG(r: Tensor, theta: Tensor, dt: Tensor) -> tuple[Tensor, Tensor]:
-    """D-LinOSS (A, G) whose eigenvalues are r·e^{±iθ} at step Δ = dt (SPEC §3.4 closed form)."""
+    """D-LinOSS (A, G) whose eigenvalues are r·e^{±iθ} at step Δ = dt: the closed form of what the official
+    ``DampedIMEX1Layer._ring_init_AGdt`` solves for with sympy."""
     G = (1 - r**2) / (r**2 * dt)
     A = (1 - 2 * r * torch.cos(theta) + r**2) / (r**2 * dt**2)
     return A, G
@@ -207,7 +214,7 @@ def band_targets(P: int, cfg: InitConfig, control_period: float | None, variant:
     if cfg.kind == "data":
         if cfg.peaks_hz is None:
             raise ValueError("init 'data' needs the demonstrations' peak frequencies: train with cadence-train "
-                             "algo=bc dataset=DIR (it estimates them), call cadence.analysis.fill_data_init, "
+                             "algo=bc dataset=DIR (it estimates them), call PolicyConfig.fit_to_data(demos, dt), "
                              "or set policy.backbone_kwargs.init.peaks_hz=[F1,F2] by hand")  # fmt: skip
         if not cfg.peaks_hz:
             log.warning("init 'data': the demonstrations show no spectral peak; every mode follows the CPG init")

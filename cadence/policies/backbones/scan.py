@@ -1,14 +1,16 @@
 """Evaluating the oscillator recurrence of LinOSS / D-LinOSS over a whole sequence.
 
-Every LinOSS variant reduces to the same per-channel linear recurrence (SPEC.md §2.3, §2.4, §3.1)
-with a 2×2 real transition M and a real input gain f, shared by all time steps (LTI)::
+Every LinOSS variant reduces to the same per-channel linear recurrence ([LinOSS] eqs. 4 and 6, [D-LinOSS]
+§2.2; the references are listed in :mod:`.linoss`) with a 2×2 real transition M and a real input gain f,
+shared by all time steps (LTI)::
 
     z_n = m11 z_{n-1} + m12 x_{n-1} + f1 u_n        (velocity, first half of the state)
     x_n = m21 z_{n-1} + m22 x_{n-1} + f2 u_n        (position, second half; read out)
 
 Symbols: B batch, L time, N channels. The complex forcing Bu of P oscillators is laid out as
 N = 2P real channels (re, im interleaved) that share their oscillator's coefficients, since the
-transition is real (SPEC §1, "Re and Im evolve independently under identical real dynamics").
+transition is real: only Bu is complex, so its real and imaginary parts evolve independently under the
+same real dynamics.
 
 The state and coefficients may have a wider dtype than u (LinOSS keeps its state in float64); the
 recurrence then runs in that dtype and the positions xs are returned in u's dtype.
@@ -21,14 +23,15 @@ Three exact evaluations, chosen by :func:`oscillator_scan`:
 * ``"numba"`` (default on CPU): a compiled sequential-in-time kernel, parallel over
   batch rows, with the contiguous channel axis innermost, and a hand-written backward
   — the adjoint is the same recurrence run backwards with Mᵀ, and the gradients of M and f are
-  sums over time of adjoint × state (``../shared/notes/scan_perf.md``: parallel scans do not pay
-  off on 2 cores; the sequential kernel runs at the memory-bandwidth limit). Numba was chosen
-  over a C++ extension because it installs as a wheel on Linux, macOS and Windows and needs no
-  compiler on the user's machine; when it cannot be imported we fall back to ``"loop"`` and say so
-  once in the log.
-* ``"parallel"`` (default on CUDA): a chunked associative scan with the operator of SPEC §2.6,
-  ``(M_i, b_i) • (M_j, b_j) = (M_j M_i, M_j b_i + b_j)`` — log-depth inside chunks of ``chunk``
-  steps, then across chunk summaries — in plain PyTorch, differentiated by autograd.
+  sums over time of adjoint × state (docs/benchmarks.md, "LinOSS scan": on 2 cores the associative
+  scan is two orders of magnitude slower, while this kernel reaches up to ~70% of the memory-copy
+  bandwidth). Numba was chosen over a C++ extension because it installs as a wheel on Linux, macOS
+  and Windows and needs no compiler on the user's machine; when it cannot be imported we fall back
+  to ``"loop"`` and say so once in the log.
+* ``"parallel"`` (default on CUDA): a chunked associative scan with the operator of [LinOSS] §2.4 (the
+  official ``binary_operator``), ``(M_i, b_i) • (M_j, b_j) = (M_j M_i, M_j b_i + b_j)`` — log-depth
+  inside chunks of ``chunk`` steps, then across chunk summaries — in plain PyTorch, differentiated by
+  autograd.
 * ``"loop"``: the reference, a Python loop over time. Every fast path is tested against it.
 """
 
@@ -80,7 +83,7 @@ def scan_loop(u: Tensor, t: Transition, z0: Tensor, x0: Tensor, keep: Tensor | N
 
 
 # --------------------------------------------------------------------------------------------
-# GPU path: chunked associative scan (SPEC §2.6 operator)
+# GPU path: chunked associative scan ([LinOSS] §2.4 operator)
 # --------------------------------------------------------------------------------------------
 def _combine(earlier, later):
     """(M_i, b_i) • (M_j, b_j) = (M_j M_i, M_j b_i + b_j), elementwise 2×2 blocks."""

@@ -160,7 +160,7 @@ def test_stable_after_any_parameter_perturbation(variant):
             for p in (layer.A_diag, layer.steps) + ((layer.G_diag,) if variant == "damped" else ()):
                 p.add_(torch.randn_like(p) * 10 ** (trial % 4 - 1))
         # Jury criterion for a real 2×2 M: both |λ| ≤ 1  <=>  det ≤ 1 and |tr| ≤ 1 + det. Exact, unlike
-        # the eigenvalues themselves on D-LinOSS's projection boundary (a Jordan block, SPEC §3.3).
+        # the eigenvalues themselves on D-LinOSS's projection boundary (a repeated eigenvalue, a Jordan block).
         t = layer.transition(torch.float64)
         tr, det = t.m11 + t.m22, t.m11 * t.m22 - t.m12 * t.m21
         assert (det <= 1 + 1e-12).all() and (tr.abs() <= 1 + det + 1e-12).all(), trial

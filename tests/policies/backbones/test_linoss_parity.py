@@ -1,4 +1,4 @@
-"""Parity with the official LinOSS / D-LinOSS code: every file in ../shared/linoss/vectors/."""
+"""Parity with the official LinOSS / D-LinOSS code: every file in tests/data/linoss_vectors/ (its README.md)."""
 
 import numpy as np
 import pytest
@@ -34,7 +34,7 @@ def load(vectors_dir, name):
 def test_layer(vectors_dir, base, suffix, scan):
     name = base + suffix
     if base == "dlinoss_clamp" and not suffix:
-        pytest.skip("float32 clamp case sits on a Jordan block: ~1e-2 expected (SPEC §3.3); f64 checked")
+        pytest.skip("float32 clamp case: clamped modes sit on a Jordan block, ~1e-2 expected; f64 checked")
     v, dtype = load(vectors_dir, name)
     layer = LinOSSLayer(8, 4, LAYERS[base], scan=scan).to(dtype)
     layer.load_state_dict(convert_official(v))

@@ -1,0 +1,147 @@
+"""One cell of a comparison grid: its dataset, its ``cadence-train algo=bc`` config, training and evaluation.
+
+Every cell is ``cadence-train algo=bc`` composed from the same YAML files as the CLI
+(:func:`cadence.configs.compose`, so it runs from plain Python as well as inside a Hydra app) and trained
+by the same :func:`cadence.training.train_bc`, with the same dataset, encoder, head, parameter budget,
+optimizer, schedule, number of gradient steps and seed for every arm; only the policy changes. A cell's
+result is ``OUT/cells/TASK/ARM/seedS.json`` and its run directory ``OUT/runs/TASK/ARM/seedS``. A finished
+cell is skipped (its JSON is read back) and an interrupted one resumes from its last checkpoint, so an
+interrupted grid continues where it stopped. Cells are independent jobs: run one after another in one
+process, or as a Hydra multirun through a launcher plug-in (:mod:`cadence.comparison.protocol`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from functools import partial
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from ..configs import compose
+from ..datasets import collect_dataset
+from ..datasets.format import write_json
+from ..envs import EnvConfig, make_env
+from ..evaluation import evaluate
+from ..policies import SequencePolicy
+from ..training import train_bc  # the CLI's own code path
+from .grid import Arm, Cell, override_value, resolve_arms, task_settings
+
+log = logging.getLogger(__name__)
+
+
+def dataset_dir(out: Path, task: str) -> Path:
+    """Where the grid keeps the task's demonstrations."""
+    return out / "datasets" / task
+
+
+def dataset_for(task_cfg: DictConfig | EnvConfig, out: Path, collect: DictConfig, seed: int) -> Path:
+    """The task's demonstrations under ``out/datasets``, collected on first use: ``collect.episodes``
+    episodes of the task's expert with DART noise ``collect.noise``, or the task's own ``demo_noise``
+    when that is null. A dataset already there with another noise or episode count is refused."""
+    task_cfg = EnvConfig.load(task_cfg)
+    noise = task_cfg.demo_noise if collect.noise is None else float(collect.noise)
+    root = dataset_dir(out, task_cfg.name)
+    meta = root / "meta" / "cadence.json"
+    if not meta.exists():
+        log.info("collecting %d %s demonstrations on %s (noise %g)", collect.episodes, task_cfg.expert, task_cfg.name,
+                 noise)  # fmt: skip
+        collect_dataset(task_cfg, task_cfg.expert, collect.episodes, root, noise=noise, seed=seed)
+    recorded = json.loads(meta.read_text())
+    if (recorded["noise"], recorded["episodes"]) != (noise, collect.episodes):
+        raise ValueError(f"{root} holds {recorded['episodes']} episodes collected with noise {recorded['noise']}, but "
+                         f"the grid asks for {collect.episodes} with noise {noise}: delete that dataset and the cells "
+                         "trained on it (OUT/cells/TASK, OUT/runs/TASK), or use another out=")  # fmt: skip
+    return root
+
+
+def robustness_scores(env_cfg: DictConfig, checkpoint: Path, stressors: dict, episodes: int, envs: int, seed: int,
+                      reference: tuple[float, float] | None) -> dict[str, float]:  # fmt: skip
+    """Normalized score of ``checkpoint`` on ``env_cfg`` under each stressor ``{NAME: {wrapper: value}}``
+    (``cadence.envs.RobustnessConfig`` keys: obs_noise, obs_delay, action_delay, dropout, dropout_mode)."""
+    policy = SequencePolicy.from_pretrained(checkpoint).eval()
+    env = OmegaConf.to_container(env_cfg, resolve=True)
+    scores = {}
+    for name, wrappers in stressors.items():
+        stressed = env | {"wrappers": env["wrappers"] | wrappers}
+        env_fns = [partial(make_env, stressed) for _ in range(envs)]
+        r = evaluate(policy, env_fns, episodes, seed=seed, reference=reference)
+        scores[name] = r.normalized_score if r.normalized_score is not None else r.mean_return
+    return scores
+
+
+def train_config(cell: Cell, arm: Arm, out: Path, dataset: Path, budget: int, train_overrides: dict,
+                 device: str = "cpu") -> DictConfig:  # fmt: skip
+    """The ``cadence-train algo=bc`` config of one cell: the grid's shared ``train_overrides`` (keys of
+    ``algo``), then the arm's own overrides, which win (e.g. ``linoss_l64``'s ``algo.window``)."""
+    if isinstance(train_overrides, DictConfig):
+        train_overrides = OmegaConf.to_container(train_overrides, resolve=True)
+    overrides = ["algo=bc", f"env={cell.task}", f"seed={cell.seed}", f"device={device}",
+                 "resume=true",  # a cell interrupted mid-training continues from its last checkpoint
+                 f"dataset={dataset}", f"policy.param_budget={budget}",
+                 f"run_dir={out / 'runs' / cell.task / cell.backbone / f'seed{cell.seed}'}"]  # fmt: skip
+    overrides += [f"algo.{k}={override_value(v)}" for k, v in train_overrides.items()] + arm.train_overrides()
+    return compose("train", overrides)
+
+
+def finished_cell(cell: Cell, arm: Arm, out: Path, train_overrides: dict) -> dict | None:
+    """The JSON of ``cell`` when it is finished (None when not); one trained with other overrides or other
+    ``train`` settings than ``arm`` and ``train_overrides`` now ask for is refused."""
+    path = cell.path(out)
+    if not path.exists():
+        return None
+    done = json.loads(path.read_text())
+    for what, now in (("overrides", arm.overrides), ("train", train_overrides)):
+        if done.get(what, now) != now:  # cells written before "train" was recorded have none to compare
+            raise ValueError(f"cell {cell.id} at {path} was trained with {what} {done[what]}, but the grid now asks "
+                             f"for {now}: delete that JSON and the cell's run directory (OUT/runs/TASK/ARM/seedS), "
+                             "use another out=, or give a changed arm another name")  # fmt: skip
+    return done
+
+
+def run_cell(cell: Cell, arm: Arm, out: Path, dataset: Path, budget: int, train_overrides: dict,
+             device: str = "cpu", stressors: dict | None = None) -> dict:  # fmt: skip
+    """Train and evaluate one cell (or read its JSON back); returns the cell's result.
+
+    With ``stressors`` the best checkpoint is also evaluated under each of them (``robustness``).
+    """
+    if arm.name != cell.backbone:
+        raise ValueError(f"cell {cell.id} is given arm {arm.name!r}")
+    if isinstance(train_overrides, DictConfig):
+        train_overrides = OmegaConf.to_container(train_overrides, resolve=True)
+    if (done := finished_cell(cell, arm, out, train_overrides)) is not None:
+        return done
+    if isinstance(stressors, DictConfig):
+        stressors = OmegaConf.to_container(stressors, resolve=True)
+    cfg = train_config(cell, arm, out, dataset, budget, train_overrides, device)
+    started = time.time()
+    t0 = time.perf_counter()
+    result = train_bc(cfg)
+    if stressors:
+        ref = json.loads((dataset / "meta" / "cadence.json").read_text()).get("reference")
+        result["robustness"] = robustness_scores(cfg.env, Path(cfg.run_dir) / "checkpoints" / "best", stressors,
+                                                 cfg.algo.eval_episodes, cfg.algo.eval_envs, 10_000 + cell.seed,
+                                                 (ref["expert"], ref["random"]) if ref else None)  # fmt: skip
+    samples = cfg.algo.steps * cfg.algo.batch_size * cfg.algo.window
+    result = result | {"task": cell.task, "backbone": cell.backbone, "seed": cell.seed, "train": train_overrides,
+                       "train_s": time.perf_counter() - t0, "samples_per_s": samples / result["history"][-1]["train_s"],
+                       "policy": arm.policy, "overrides": arm.overrides, "started": started, "finished": time.time(),
+                       "worker": f"{socket.gethostname()}:{os.getpid()}"}  # fmt: skip
+    cell.path(out).parent.mkdir(parents=True, exist_ok=True)
+    write_json(cell.path(out), result)
+    return result
+
+
+def run_grid_cell(cfg: DictConfig, cell: Cell) -> dict:
+    """One cell of the comparison config ``cfg`` as a job of its own (the task's dataset must exist)."""
+    dataset = dataset_dir(Path(cfg.out), cell.task)
+    if not (dataset / "meta" / "cadence.json").exists():
+        raise FileNotFoundError(f"no dataset for {cell.task} at {dataset}; cadence-compare collects every task's "
+                                "dataset before it launches the cells: run it with the same overrides")  # fmt: skip
+    (arm,) = resolve_arms([cell.backbone], cfg.arms)
+    return run_cell(cell, arm, Path(cfg.out), dataset, cfg.param_budget, task_settings(cfg, cell.task)[1], cfg.device,
+                    cfg.robustness)  # fmt: skip

@@ -1,0 +1,161 @@
+"""The grid spec of a comparison: its arms (the backbone axis), cells (task × arm × seed) and per-task settings.
+
+An arm is one entry of the grid's backbone axis: a policy config (``policy=NAME``) plus overrides of
+it, e.g. ``linoss_ring: {policy: linoss, overrides: {policy.backbone_kwargs.init.kind: ring}}``; a plain
+backbone name is the arm of that policy config without overrides.
+
+Tuning (``lr_sweep``): every arm gets the same small learning-rate sweep on one task and seed; each
+arm's best learning rate is then frozen for the whole grid. The arm at learning rate ``X`` is named
+``ARM@lrX`` (:func:`arm_at_lr`), or just ``ARM`` at the grid's default ``train.lr``, so a sweep cell at the
+default *is* the grid cell of that task and seed, and the names in tables say what was trained.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from ..configs import CONFIG_DIR, to_dataclass
+
+
+@dataclass
+class Arm:
+    """One entry of the backbone axis (``arms.NAME`` in ``cadence/configs/compare.yaml``)."""
+
+    name: str
+    """The arm's name in tables, plots and cell paths."""
+    policy: str
+    """A policy config name (``cadence/configs/policy/NAME.yaml``)."""
+    overrides: dict = field(default_factory=dict)
+    """Hydra overrides of the composed train config, ``{KEY: VALUE}``, e.g. ``{policy.backbone_kwargs.variant: im}``;
+    a key that the policy config lacks needs a leading ``+``."""
+
+    def __post_init__(self):
+        if not (CONFIG_DIR / "policy" / f"{self.policy}.yaml").exists():
+            choices = sorted(p.stem for p in (CONFIG_DIR / "policy").glob("*.yaml"))
+            raise ValueError(f"arm {self.name!r}: policy {self.policy!r} is not one of {choices}")
+
+    def train_overrides(self) -> list[str]:
+        """``policy=NAME`` and the arm's overrides, as command-line overrides."""
+        return [f"policy={self.policy}"] + [f"{k}={override_value(v)}" for k, v in self.overrides.items()]
+
+
+def override_value(v) -> str:
+    """A config value as Hydra's command-line grammar writes it (null, true, [a,b], {k:v})."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, list | tuple):
+        return "[" + ",".join(override_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ",".join(f"{k}:{override_value(x)}" for k, x in v.items()) + "}"
+    return str(v)
+
+
+LR_TAG = "@lr"
+"""``ARM@lrX``: arm ``ARM`` trained at learning rate ``X`` (Hydra's override grammar admits no ``=`` there)."""
+
+
+def arm_at_lr(name: str, lr: float, default_lr: float) -> str:
+    """The name of arm ``name`` trained at ``lr``: ``name`` itself at ``default_lr``, else ``NAME@lrLR``."""
+    return name if math.isclose(lr, default_lr) else f"{name}{LR_TAG}{lr:g}"
+
+
+def resolve_arms(names: list[str], arms: DictConfig | dict) -> list[Arm]:
+    """The arms named on the backbone axis: an entry of ``arms`` or, failing that, a plain policy config;
+    ``NAME@lrX`` is arm ``NAME`` with ``algo.lr=X`` added to its overrides."""
+    specs = OmegaConf.to_container(arms, resolve=True) if isinstance(arms, DictConfig) else dict(arms)
+    resolved = []
+    for name in names:
+        base, tag, lr = name.partition(LR_TAG)
+        spec = specs.get(base, {"policy": base})
+        try:
+            arm = to_dataclass(Arm, {"name": base} | spec, f"arms.{base}", drop=())
+        except ValueError as e:
+            raise ValueError(f"{e}; name a policy config or define the arm: arms.{base}={{policy: NAME, "
+                             "overrides: {KEY: VALUE}}") from None  # fmt: skip
+        if tag:
+            try:
+                arm = Arm(name, arm.policy, arm.overrides | {"algo.lr": float(lr)})
+            except ValueError:
+                raise ValueError(f"arm {name!r}: {lr!r} after {LR_TAG!r} is not a learning rate, e.g. "
+                                 f"{base}{LR_TAG}0.003") from None  # fmt: skip
+        resolved.append(arm)
+    return resolved
+
+
+@dataclass
+class LRSweep:
+    """``lr_sweep`` in ``cadence/configs/compare.yaml``: the learning-rate sweep that every arm gets."""
+
+    task: str
+    """The one task the sweep runs on (an env config name); its dataset is collected like the grid's."""
+    seed: int
+    """The one seed it runs with."""
+    lrs: list[float]
+    """The learning rates tried; the grid's ``train.lr`` among them makes the sweep reuse grid cells."""
+
+    def cells(self, arms: list[str], default_lr: float) -> list[Cell]:
+        """One cell per arm and learning rate."""
+        return [Cell(self.task, arm_at_lr(a, lr, default_lr), self.seed) for a in arms for lr in self.lrs]
+
+    def choose(self, arms: list[str], results: dict[str, dict], default_lr: float) -> dict[str, float]:
+        """Each arm's learning rate with the best normalized score in ``results`` (cell JSONs by arm
+        name); a tie goes to the rate nearest ``default_lr`` (in log scale)."""
+        def rank(arm: str, lr: float) -> tuple[float, float]:
+            return results[arm_at_lr(arm, lr, default_lr)]["normalized_score"], -abs(math.log(lr / default_lr))
+
+        return {a: max(self.lrs, key=partial(rank, a)) for a in arms}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One grid cell; ``backbone`` is the arm's name."""
+
+    task: str
+    backbone: str
+    seed: int
+
+    def path(self, out: Path) -> Path:
+        return out / "cells" / self.task / self.backbone / f"seed{self.seed}.json"
+
+    @property
+    def id(self) -> str:
+        """``TASK/ARM/SEED``, the value of ``cell=`` in a multirun of ``cadence.scripts.compare_cell``."""
+        return f"{self.task}/{self.backbone}/{self.seed}"
+
+    @classmethod
+    def parse(cls, cell_id: str) -> Cell:
+        parts = str(cell_id).split("/")
+        if len(parts) != 3 or not parts[2].lstrip("-").isdigit():
+            raise ValueError(f"cell={cell_id!r} is not TASK/ARM/SEED, e.g. cell=invertedpendulum_p/linoss/0")
+        return cls(parts[0], parts[1], int(parts[2]))
+
+
+def task_settings(cfg: DictConfig, task: str) -> tuple[DictConfig, dict]:
+    """The grid's ``collect`` and ``train`` settings for ``task``: its ``per_task.TASK`` entry merged over
+    the grid's own. They hold for every arm alike, so the backbones still share one budget per task."""
+    own = OmegaConf.to_container(cfg.per_task, resolve=True).get(task) or {}
+    if extra := sorted(set(own) - {"collect", "train"}):
+        raise ValueError(f"per_task.{task}.{extra[0]} is not a setting of a task: per_task.{task} takes collect "
+                         "and train, e.g. per_task.hopper={train: {steps: 6000}}")  # fmt: skip
+    for part in ("collect", "train"):
+        unknown = sorted(set(own.get(part) or {}) - set(cfg[part]))
+        if unknown:
+            raise ValueError(f"per_task.{task}.{part} has unknown key(s) {unknown}: the grid's {part} has "
+                             f"{sorted(cfg[part])}")  # fmt: skip
+    collect = OmegaConf.merge(cfg.collect, own.get("collect") or {})
+    train = OmegaConf.to_container(OmegaConf.merge(cfg.train, own.get("train") or {}), resolve=True)
+    return collect, train
+
+
+def grid_cells(cfg: DictConfig, backbones: list[str] | None = None) -> tuple[list[Cell], dict[str, Arm]]:
+    """The cells of a comparison config (``tasks`` × ``seeds`` × arms, in that nesting) and their arms;
+    the arms are ``backbones`` (e.g. with their tuned learning rates) or else ``cfg.backbones``."""
+    arms = {a.name: a for a in resolve_arms(list(backbones or cfg.backbones), cfg.arms)}
+    return [Cell(task, name, seed) for task in cfg.tasks for seed in cfg.seeds for name in arms], arms

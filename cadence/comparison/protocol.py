@@ -1,0 +1,115 @@
+"""The protocols that run cells and report on them: the grid of ``cadence-compare`` and the one-task demo.
+
+The grid (:func:`run_compare`): first every task's dataset is collected (in this process). With
+``lr_sweep`` set, the sweep's cells (every arm at every learning rate, on one task and seed) run next and
+fix each arm's learning rate (:func:`tune`); then the grid's cells, with those rates. Unfinished cells run:
+
+* with no launcher, one after another in this process;
+* with a launcher (Hydra overrides naming a launcher plug-in, ``hydra/launcher=joblib``: all cores of this
+  machine; ``slurm``: the SLURM example in ``cadence/configs/hydra/launcher/slurm.yaml``; any other Hydra
+  launcher plug-in) as one Hydra multirun of ``cadence.scripts.compare_cell``, ``cell=TASK/ARM/SEED,...``,
+  with the command's overrides and its ``hydra.launcher.*`` settings (:func:`launch_cells`); this process
+  waits for it, then aggregates. Job logs go to ``OUT/launcher/TASK/ARM/SEED``.
+
+The demo (:func:`run_demo`): one task and one seed of every backbone, then the table and the score plot.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from ..configs import to_dataclass
+from ..envs import EnvConfig
+from .cells import dataset_for, run_cell
+from .grid import Cell, LRSweep, arm_at_lr, grid_cells, resolve_arms, task_settings
+from .report import GRID_PLOTS, grid_text, markdown, plot, sweep_text, write_report
+from .stats import summarize
+
+log = logging.getLogger(__name__)
+
+
+def launch_cells(cells: list[Cell], overrides: list[str], launcher: list[str]) -> None:
+    """Run ``cells`` as one Hydra multirun of ``cadence.scripts.compare_cell`` with the ``launcher``
+    overrides (``hydra/launcher=joblib``, ``hydra.launcher.n_jobs=2``, ...); waits for every job."""
+    cmd = [sys.executable, "-m", "cadence.scripts.compare_cell", "--multirun", *overrides, *launcher,
+           "cell=" + ",".join(c.id for c in cells)]  # fmt: skip
+    log.info("launching %d cells: %s", len(cells), " ".join(cmd[1:]))
+    done = subprocess.run(cmd)
+    if done.returncode:
+        raise ValueError(f"the multirun of {len(cells)} cells failed (exit {done.returncode}); its job logs are "
+                         "under OUT/launcher/; finished cells are kept, so run the same command again")  # fmt: skip
+
+
+def run_cells(cfg: DictConfig, cells: list[Cell], arms: dict, datasets: dict, argv: list[str],
+              launcher: list[str] | None) -> list[dict]:  # fmt: skip
+    """Every cell's result: the unfinished ones run first, as a multirun of ``launcher`` or else here."""
+    out = Path(cfg.out)
+    todo = [c for c in cells if not c.path(out).exists()]
+    if launcher and todo:
+        launch_cells(todo, [o for o in argv if not o.startswith(("hydra/", "hydra.", "-"))], launcher)
+    results = []
+    for c in cells:
+        if launcher and not c.path(out).exists():
+            raise ValueError(f"cell {c.id} has no result at {c.path(out)}; see its log under {out / 'launcher'}")
+        r = run_cell(c, arms[c.backbone], out, datasets[c.task], cfg.param_budget, task_settings(cfg, c.task)[1],
+                     cfg.device, cfg.robustness)  # fmt: skip
+        log.info("%s %s seed %d: normalized score %.1f", c.task, c.backbone, c.seed, r["normalized_score"])
+        results.append(r)
+    return results
+
+
+def tune(cfg: DictConfig, datasets: dict, argv: list[str], launcher: list[str] | None) -> tuple[list[str], str]:
+    """The learning-rate sweep of ``cfg.lr_sweep`` over ``cfg.backbones``: the arms at their chosen rates
+    (``ARM`` or ``ARM@lrX``) and the sweep's section of the report."""
+    sweep = to_dataclass(LRSweep, cfg.lr_sweep, "lr_sweep")
+    names, default = list(cfg.backbones), cfg.train.lr
+    cells = sweep.cells(names, default)
+    _, arms = grid_cells(cfg, [c.backbone for c in cells])
+    results = {c.backbone: r for c, r in zip(cells, run_cells(cfg, cells, arms, datasets, argv, launcher))}
+    chosen = sweep.choose(names, results, default)
+    return [arm_at_lr(a, chosen[a], default) for a in names], sweep_text(sweep, names, results, chosen, default)
+
+
+def run_compare(cfg: DictConfig, argv: list[str], launcher: list[str] | None = None, profile: str = "full") -> dict:
+    """The grid of ``cfg`` (a composed ``compare.yaml``) and its report (``OUT/results.md``, ``summary.json``,
+    ``scores.png``, ``curves.png``; also ``cfg.report`` when set), which names ``argv`` as the command;
+    ``launcher`` (Hydra overrides naming a launcher plug-in and its settings) runs the unfinished cells as a
+    multirun, None runs them here one after another. With ``cfg.lr_sweep`` the sweep runs first and the grid
+    trains every arm at its chosen learning rate. Returns the :func:`summarize` statistics."""
+    out = Path(cfg.out)
+    t0 = time.perf_counter()
+    tasks = list(dict.fromkeys([*cfg.tasks, *([cfg.lr_sweep.task] if cfg.lr_sweep else [])]))
+    datasets = {task: dataset_for(EnvConfig.load(task), out, task_settings(cfg, task)[0], seed=0) for task in tasks}
+    backbones, sweep = tune(cfg, datasets, argv, launcher) if cfg.lr_sweep else (None, "")
+    cells, arms = grid_cells(cfg, backbones)
+    summary = summarize(run_cells(cfg, cells, arms, datasets, argv, launcher))
+    text = grid_text(cfg, summary, argv, profile, tasks, time.perf_counter() - t0, sweep)
+    write_report(out, text, summary, GRID_PLOTS, cfg.report)
+    print(text)
+    return summary
+
+
+def run_demo(cfg: DictConfig) -> dict:
+    """The demo of ``cfg`` (a composed ``demo.yaml``): every backbone trained on ``cfg.env`` with seed
+    ``cfg.seed`` (finished ones read back), then ``OUT/results.md``, ``summary.json`` and ``comparison.png``.
+    Returns the :func:`summarize` statistics."""
+    out = Path(cfg.out)
+    dataset = dataset_for(cfg.env, out, cfg.collect, cfg.seed)
+    results = []
+    for arm in resolve_arms(list(cfg.backbones), {}):
+        r = run_cell(Cell(cfg.env.name, arm.name, cfg.seed), arm, out, dataset, cfg.param_budget, cfg.train, cfg.device)
+        print(f"{arm.name}: normalized score {r['normalized_score']:.1f} (return {r['mean_return']:.1f}), "
+              f"{r['params']:,} parameters, trained in {r['train_s']:.0f} s")  # fmt: skip
+        results.append(r)
+    summary = summarize(results)
+    text = markdown(summary)
+    title = f"{cfg.env.name}: behavior cloning, {cfg.param_budget:,}-parameter policies, seed {cfg.seed}"
+    write_report(out, f"# {title}\n\n{text}\n", summary, {"comparison.png": plot})
+    print(f"\n{title}\n\n{text}\n\nplot: {out / 'comparison.png'}   table: {out / 'results.md'}")
+    return summary

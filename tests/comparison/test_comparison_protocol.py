@@ -1,0 +1,79 @@
+"""The protocols: ``cadence-compare``'s grid (the learning-rate sweep, then the grid at each arm's rate;
+per-task budgets; finished cells that no longer match the grid refused) and ``cadence-demo``'s one-task run."""
+
+import json
+import shutil
+
+import pytest
+
+from cadence.comparison import LRSweep, arm_at_lr, markdown, run_compare, run_demo
+from cadence.configs import compose
+
+TASK = "invertedpendulum_p"
+
+
+def test_compare_tunes_each_arm_then_runs_the_grid_at_its_rate(dataset, tmp_path):
+    out = tmp_path / "compare"
+    shutil.copytree(dataset, out / "datasets" / TASK)
+    overrides = [f"out={out}", f"tasks=[{TASK}]", "seeds=[0,1]", "backbones=[gru,mlp]", "param_budget=5000",
+                 "train.steps=30", "train.batch_size=8", "train.window=8", "train.eval_every=0",
+                 "train.eval_episodes=2", "train.eval_envs=1", "robustness={}", f"lr_sweep.task={TASK}",
+                 "lr_sweep.lrs=[1e-3,3e-2]", "collect.episodes=3"]  # the fixture's dataset  # fmt: skip
+    summary = run_compare(compose("compare", overrides), overrides)
+    swept = {p.parent.name: json.loads(p.read_text()) for p in (out / "cells" / TASK).glob("*/seed0.json")}
+    assert {"gru", "gru@lr0.03", "mlp", "mlp@lr0.03"} <= set(swept)
+    assert swept["gru@lr0.03"]["overrides"] == {"algo.lr": 0.03} and swept["gru"]["overrides"] == {}
+    chosen = LRSweep(TASK, 0, [1e-3, 3e-2]).choose(["gru", "mlp"], swept, 1e-3)
+    tuned = [arm_at_lr(a, chosen[a], 1e-3) for a in ("gru", "mlp")]
+    assert summary["backbones"] == tuned  # the grid trains every arm at its chosen rate, seed 0 reused from the sweep
+    assert all(summary["cells"][(TASK, a)]["n"] == 2 for a in tuned)
+    report = (out / "results.md").read_text()
+    assert "| arm | lr 0.001 | lr 0.03 | chosen |" in report and f"| {tuned[0]} |" in report
+    assert report.startswith("# Backbone comparison (full profile)\n\nCommand: `cadence-compare out=")
+    assert set(json.loads((out / "summary.json").read_text())) == {f"{TASK}/{a}" for a in tuned}
+    assert (out / "scores.png").exists() and (out / "curves.png").exists()
+    assert swept["gru"]["train"]["steps"] == 30
+    longer = [*overrides, "train.steps=31"]  # a changed grid setting: the finished cells no longer match it
+    with pytest.raises(ValueError, match="trained with train"):
+        run_compare(compose("compare", longer), longer)
+    (out / "cells" / TASK / "gru" / "seed0.json").write_text(json.dumps(swept["gru"] | {"overrides": {"algo.lr": 1}}))
+    with pytest.raises(ValueError, match="delete that JSON"):
+        run_compare(compose("compare", overrides), overrides)
+
+
+def test_per_task_settings_give_one_task_its_own_budget_for_every_arm(dataset, tmp_path):
+    out = tmp_path / "compare"
+    shutil.copytree(dataset, out / "datasets" / TASK)
+    overrides = [f"out={out}", f"tasks=[{TASK}]", "seeds=[0]", "backbones=[gru,mlp]", "param_budget=5000",
+                 "lr_sweep=null", "robustness={}", "collect.episodes=2", "train.steps=10", "train.batch_size=8",
+                 "train.window=8", "train.eval_every=0", "train.eval_episodes=2", "train.eval_envs=1",
+                 f"+per_task.{TASK}={{train: {{steps: 20}}, collect: {{episodes: 3}}}}"]  # fmt: skip
+    run_compare(compose("compare", overrides), overrides)
+    for name in ("gru", "mlp"):  # both arms trained on the task's own budget, and recorded it
+        cell = json.loads((out / "cells" / TASK / name / "seed0.json").read_text())
+        assert cell["history"][-1]["step"] == 20 and cell["train"]["steps"] == 20
+    assert f"10 gradient steps (per task, for every arm alike: {TASK}: train.steps=20, collect.episodes=3)" in (
+        out / "results.md").read_text()  # fmt: skip
+
+
+def test_demo_writes_its_table_and_plot_and_reads_finished_backbones_back(dataset, tmp_path, capsys):
+    out = tmp_path / "demo"
+    shutil.copytree(dataset, out / "datasets" / TASK)
+    overrides = [f"out={out}", "backbones=[gru,mlp]", "param_budget=5000", "collect.episodes=3", "train.steps=10",
+                 "train.batch_size=8", "train.window=8", "train.eval_episodes=2", "train.eval_envs=1"]  # fmt: skip
+    summary = run_demo(compose("demo", overrides))
+    title = f"{TASK}: behavior cloning, 5,000-parameter policies, seed 0"
+    assert (out / "results.md").read_text() == f"# {title}\n\n{markdown(summary)}\n"
+    assert (out / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    printed = capsys.readouterr().out
+    assert printed.startswith("gru: normalized score ") and "\nmlp: normalized score " in printed
+    assert printed.endswith(f"\n{title}\n\n{markdown(summary)}\n\nplot: {out / 'comparison.png'}   table: "
+                            f"{out / 'results.md'}\n")  # fmt: skip
+
+    def finished() -> dict[str, float]:
+        return {b: json.loads((out / "cells" / TASK / b / "seed0.json").read_text())["finished"]
+                for b in ("gru", "mlp")}  # fmt: skip
+
+    before = finished()
+    run_demo(compose("demo", overrides))  # a re-run reads every backbone back
+    assert finished() == before
