@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from .configs import check_device
+
 log = logging.getLogger(__name__)
 
 
@@ -100,6 +102,9 @@ def evaluate(
     first episode is rolled out separately and written to ``video_dir`` as MP4.
     """
     num_envs = len(env_fns)
+    if episodes < 1 or num_envs < 1:
+        raise ValueError(f"an evaluation needs episodes >= 1 and num_envs >= 1, got episodes={episodes} and "
+                         f"num_envs={num_envs}; pass episodes=N and num_envs=N with N >= 1")  # fmt: skip
     quota = -(-episodes // num_envs)
     envs = make_eval_vector_env(env_fns, asynchronous)
     returns = [[] for _ in range(num_envs)]
@@ -114,6 +119,7 @@ def evaluate(
             t0 = time.perf_counter()
             action = policy.act(obs).cpu().numpy()
             latencies.append(time.perf_counter() - t0)
+            check_finite_actions(action, len(latencies))
             obs, reward, terminated, truncated, info = envs.step(action)
             ep_ret += reward
             ep_len += 1
@@ -145,6 +151,15 @@ def evaluate(
     return result
 
 
+def check_finite_actions(action: np.ndarray, step: int) -> None:
+    """Refuse to go on with (and to score) a policy whose action (B, A) holds a NaN or an inf."""
+    if not np.isfinite(action).all():
+        bad = np.flatnonzero(~np.isfinite(action).all(axis=-1)).tolist()
+        raise ValueError(f"the policy's action is NaN or inf in sub-env(s) {bad} at step {step} of the evaluation "
+                         "(its recurrent state diverged), so no score is reported; evaluate an earlier checkpoint "
+                         "(e.g. RUN_DIR/checkpoints/best) or retrain with a lower algo.lr")  # fmt: skip
+
+
 def _interleave(per_env: list[list], n: int) -> list:
     """Episodes in the order (episode index, sub-env index), the first ``n``."""
     out = [env[ep] for ep in range(max(map(len, per_env))) for env in per_env if ep < len(env)]
@@ -152,7 +167,11 @@ def _interleave(per_env: list[list], n: int) -> list:
 
 
 def _final_info(info: dict, key: str, i: int):
-    """``info[key][i]`` of a vector env step, or None when the task does not report it."""
+    """``key`` of the last step of sub-env ``i``'s episode, which has just ended, or None when the task does not
+    report it. Same-step autoreset puts the next episode's reset info in ``info`` and the ended episode's last
+    info in ``info["final_info"]``: read the latter (a task's reset info may say ``is_success: False``)."""
+    if info.get("_final_info", np.zeros(i + 1, bool))[i]:
+        info = info["final_info"]
     if key in info and info.get(f"_{key}", np.ones(len(info[key]), bool))[i]:
         return info[key][i]
     return None
@@ -195,6 +214,16 @@ def write_result(result: EvalResult, path: str | os.PathLike, extra: dict | None
     return path
 
 
+def check_env_matches(policy, env: gym.Env, name: str, trained_on: str | None, checkpoint: Path) -> None:
+    """Refuse to evaluate ``policy`` on an env whose observation or action size is not the policy's, naming the
+    env it was trained on."""
+    obs, act = (int(np.prod(s.shape)) for s in (env.observation_space, env.action_space))
+    if (obs, act) != (policy.obs_dim, policy.act_dim):
+        raise ValueError(f"checkpoint {checkpoint} was trained on {trained_on or 'another env'} ({policy.obs_dim}-dim "
+                         f"observations, {policy.act_dim}-dim actions) but env={name} has {obs} and {act}; pass "
+                         f"env={trained_on or 'NAME'}" + (" or leave env= out" if trained_on else ""))  # fmt: skip
+
+
 def evaluate_checkpoint(checkpoint: str | os.PathLike, env: DictConfig | dict | str | None = None, episodes: int = 20,
                         num_envs: int = 5, seed: int = 100, asynchronous: bool = False, device: str = "cpu",
                         video: bool = False, out: str | os.PathLike | None = None) -> tuple[EvalResult, Path]:  # fmt: skip
@@ -202,17 +231,25 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, env: DictConfig | dict | 
     checkpoint) and write ``results.json`` (and ``episode_0.mp4`` with ``video``) to ``out`` (default
     ``CHECKPOINT/../../eval``). The normalized score uses the reference returns recorded with the training
     dataset when the checkpoint carries them. Returns the result and the results file."""
-    from .envs import make_env
+    from .envs import EnvConfig, make_env
     from .policies import SequencePolicy
     from .policies.policy import read_checkpoint_config
 
+    check_device(device)
     ckpt = Path(checkpoint)
     run_info = read_checkpoint_config(ckpt).get("extra", {}).get("run", {})
     env = env if env is not None else run_info.get("env")
     if env is None:
         raise ValueError(f"checkpoint {ckpt} does not record its env; pass env=NAME (see cadence/configs/env/)")
+    if isinstance(env, str):  # a config name or gymnasium id
+        env = asdict(EnvConfig.load(env))
     env = OmegaConf.create(OmegaConf.to_container(env, resolve=True) if isinstance(env, DictConfig) else env)
     policy = SequencePolicy.from_pretrained(ckpt, map_location=device).eval()
+    probe = make_env(env)
+    try:
+        check_env_matches(policy, probe, env.name, (run_info.get("env") or {}).get("name"), ckpt)
+    finally:
+        probe.close()
     reference = run_info.get("reference")  # (expert, random) returns of the training dataset
     out = Path(out) if out else ckpt.parent.parent / "eval"
     result = evaluate(policy, [partial(make_env, env) for _ in range(num_envs)], episodes, seed=seed,

@@ -13,6 +13,7 @@ FORBIDDEN = {
     "policies": ("datasets", "training", "evaluation", "comparison", "deploy", "lerobot", "scripts"),
     "datasets": ("training", "evaluation", "comparison", "deploy", "lerobot", "scripts"),
     "evaluation": ("training", "comparison", "lerobot", "scripts"),
+    "inspection": ("training", "evaluation", "comparison", "deploy", "lerobot", "scripts"),
     "deploy": ("training", "comparison", "lerobot", "scripts"),
     "training": ("comparison", "deploy", "lerobot", "scripts"),
     "lerobot": ("comparison", "scripts"),

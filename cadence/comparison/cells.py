@@ -28,8 +28,10 @@ from ..datasets.format import write_json
 from ..envs import EnvConfig, make_env
 from ..evaluation import evaluate
 from ..policies import SequencePolicy
+from ..perf import PeakMemory
 from ..training import train_bc  # the CLI's own code path
-from .grid import Arm, Cell, override_value, resolve_arms, task_settings
+from ..training.bc import OutOfBudget
+from .grid import Arm, Cell, Task, override_value, resolve_arms, resolve_task, task_settings
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +41,14 @@ def dataset_dir(out: Path, task: str) -> Path:
     return out / "datasets" / task
 
 
-def dataset_for(task_cfg: DictConfig | EnvConfig, out: Path, collect: DictConfig, seed: int) -> Path:
-    """The task's demonstrations under ``out/datasets``, collected on first use: ``collect.episodes``
+def dataset_for(task: Task | str, out: Path, collect: DictConfig, seed: int) -> Path:
+    """The task's demonstrations under ``out/datasets/TASK``, collected on first use: ``collect.episodes``
     episodes of the task's expert with DART noise ``collect.noise``, or the task's own ``demo_noise``
     when that is null. A dataset already there with another noise or episode count is refused."""
-    task_cfg = EnvConfig.load(task_cfg)
+    task = task if isinstance(task, Task) else resolve_task(task, None)
+    task_cfg = EnvConfig.load(compose("train", task.overrides()).env)
     noise = task_cfg.demo_noise if collect.noise is None else float(collect.noise)
-    root = dataset_dir(out, task_cfg.name)
+    root = dataset_dir(out, task.name)
     meta = root / "meta" / "cadence.json"
     if not meta.exists():
         log.info("collecting %d %s demonstrations on %s (noise %g)", collect.episodes, task_cfg.expert, task_cfg.name,
@@ -75,12 +78,14 @@ def robustness_scores(env_cfg: DictConfig, checkpoint: Path, stressors: dict, ep
 
 
 def train_config(cell: Cell, arm: Arm, out: Path, dataset: Path, budget: int, train_overrides: dict,
-                 device: str = "cpu") -> DictConfig:  # fmt: skip
-    """The ``cadence-train algo=bc`` config of one cell: the grid's shared ``train_overrides`` (keys of
-    ``algo``), then the arm's own overrides, which win (e.g. ``linoss_l64``'s ``algo.window``)."""
+                 device: str = "cpu", task: Task | None = None) -> DictConfig:  # fmt: skip
+    """The ``cadence-train algo=bc`` config of one cell: its task's env (``task``, default the env config named
+    ``cell.task``), the grid's shared ``train_overrides`` (keys of ``algo``), then the arm's own overrides, which
+    win (e.g. ``linoss_l64``'s ``algo.window``)."""
     if isinstance(train_overrides, DictConfig):
         train_overrides = OmegaConf.to_container(train_overrides, resolve=True)
-    overrides = ["algo=bc", f"env={cell.task}", f"seed={cell.seed}", f"device={device}",
+    task = task or resolve_task(cell.task, None)
+    overrides = ["algo=bc", *task.overrides(), f"seed={cell.seed}", f"device={device}",
                  "resume=true",  # a cell interrupted mid-training continues from its last checkpoint
                  f"dataset={dataset}", f"policy.param_budget={budget}",
                  f"run_dir={out / 'runs' / cell.task / cell.backbone / f'seed{cell.seed}'}"]  # fmt: skip
@@ -104,10 +109,11 @@ def finished_cell(cell: Cell, arm: Arm, out: Path, train_overrides: dict) -> dic
 
 
 def run_cell(cell: Cell, arm: Arm, out: Path, dataset: Path, budget: int, train_overrides: dict,
-             device: str = "cpu", stressors: dict | None = None) -> dict:  # fmt: skip
+             device: str = "cpu", stressors: dict | None = None, task: Task | None = None) -> dict:  # fmt: skip
     """Train and evaluate one cell (or read its JSON back); returns the cell's result.
 
-    With ``stressors`` the best checkpoint is also evaluated under each of them (``robustness``).
+    ``task``: the cell's task (default: the env config named ``cell.task``). With ``stressors`` the best
+    checkpoint is also evaluated under each of them (``robustness``).
     """
     if arm.name != cell.backbone:
         raise ValueError(f"cell {cell.id} is given arm {arm.name!r}")
@@ -117,18 +123,31 @@ def run_cell(cell: Cell, arm: Arm, out: Path, dataset: Path, budget: int, train_
         return done
     if isinstance(stressors, DictConfig):
         stressors = OmegaConf.to_container(stressors, resolve=True)
-    cfg = train_config(cell, arm, out, dataset, budget, train_overrides, device)
+    cfg = train_config(cell, arm, out, dataset, budget, train_overrides, device, task)
     started = time.time()
     t0 = time.perf_counter()
-    result = train_bc(cfg)
+    try:
+        with PeakMemory() as memory:
+            result = train_bc(cfg)
+    except OutOfBudget as e:  # recorded with its measured cost, never dropped
+        log.info("%s: out of budget: %s", cell.id, e)
+        result = {"status": "out_of_budget", "message": str(e), "s_per_step": e.s_per_step}
+        return _write_cell(cell, out, result | {"peak_memory_mb": memory.peak_mb}, arm, train_overrides, started)
     if stressors:
         ref = json.loads((dataset / "meta" / "cadence.json").read_text()).get("reference")
         result["robustness"] = robustness_scores(cfg.env, Path(cfg.run_dir) / "checkpoints" / "best", stressors,
                                                  cfg.algo.eval_episodes, cfg.algo.eval_envs, 10_000 + cell.seed,
                                                  (ref["expert"], ref["random"]) if ref else None)  # fmt: skip
-    samples = cfg.algo.steps * cfg.algo.batch_size * cfg.algo.window
+    step_s = result["history"][-1]["train_s"]  # gradient steps only
+    result |= {"status": "done", "train_s": time.perf_counter() - t0, "s_per_step": step_s / cfg.algo.steps,
+               "samples_per_s": cfg.algo.steps * cfg.algo.batch_size * result["window"] / step_s,
+               "peak_memory_mb": memory.peak_mb}  # fmt: skip
+    return _write_cell(cell, out, result, arm, train_overrides, started)
+
+
+def _write_cell(cell: Cell, out: Path, result: dict, arm: Arm, train_overrides: dict, started: float) -> dict:
+    """``result`` with what identifies the cell, written atomically to its JSON."""
     result = result | {"task": cell.task, "backbone": cell.backbone, "seed": cell.seed, "train": train_overrides,
-                       "train_s": time.perf_counter() - t0, "samples_per_s": samples / result["history"][-1]["train_s"],
                        "policy": arm.policy, "overrides": arm.overrides, "started": started, "finished": time.time(),
                        "worker": f"{socket.gethostname()}:{os.getpid()}"}  # fmt: skip
     cell.path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -144,4 +163,4 @@ def run_grid_cell(cfg: DictConfig, cell: Cell) -> dict:
                                 "dataset before it launches the cells: run it with the same overrides")  # fmt: skip
     (arm,) = resolve_arms([cell.backbone], cfg.arms)
     return run_cell(cell, arm, Path(cfg.out), dataset, cfg.param_budget, task_settings(cfg, cell.task)[1], cfg.device,
-                    cfg.robustness)  # fmt: skip
+                    cfg.robustness, resolve_task(cell.task, cfg.variants))  # fmt: skip

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..configs import CONFIG_DIR, to_dataclass
+from ..configs import CONFIG_DIR, check_device, to_dataclass
 
 
 @dataclass
@@ -113,6 +113,36 @@ class LRSweep:
         return {a: max(self.lrs, key=partial(rank, a)) for a in arms}
 
 
+@dataclass
+class Task:
+    """One entry of the task axis: an env config, or a variant of one with other kwargs (``variants.NAME`` in
+    ``cadence/configs/compare.yaml``, e.g. ``memory_reacher_d256: {env: memory_reacher, kwargs: {delay_steps:
+    256}}``: the memory tasks' dials)."""
+
+    name: str
+    """The task's name in tables, cell paths and dataset folders."""
+    env: str
+    """An env config name (``cadence/configs/env/NAME.yaml``)."""
+    kwargs: dict = field(default_factory=dict)
+    """Overrides of the env config's ``kwargs``."""
+
+    def __post_init__(self):
+        if not (CONFIG_DIR / "env" / f"{self.env}.yaml").exists():
+            choices = sorted(p.stem for p in (CONFIG_DIR / "env").glob("*.yaml"))
+            raise ValueError(f"task {self.name!r}: env {self.env!r} is not one of {choices}; define a variant as "
+                             f"variants.{self.name}={{env: CONFIG, kwargs: {{KEY: VALUE}}}}")  # fmt: skip
+
+    def overrides(self) -> list[str]:
+        """``env=CONFIG`` and the kwargs, as command-line overrides of a train config."""
+        return [f"env={self.env}"] + [f"env.kwargs.{k}={override_value(v)}" for k, v in self.kwargs.items()]
+
+
+def resolve_task(name: str, variants: DictConfig | dict | None) -> Task:
+    """Task ``name``: an entry of ``variants`` or, failing that, the env config of that name."""
+    specs = OmegaConf.to_container(variants, resolve=True) if isinstance(variants, DictConfig) else dict(variants or {})
+    return to_dataclass(Task, {"name": name} | specs.get(name, {"env": name}), f"variants.{name}", drop=())
+
+
 @dataclass(frozen=True)
 class Cell:
     """One grid cell; ``backbone`` is the arm's name."""
@@ -159,3 +189,18 @@ def grid_cells(cfg: DictConfig, backbones: list[str] | None = None) -> tuple[lis
     the arms are ``backbones`` (e.g. with their tuned learning rates) or else ``cfg.backbones``."""
     arms = {a.name: a for a in resolve_arms(list(backbones or cfg.backbones), cfg.arms)}
     return [Cell(task, name, seed) for task in cfg.tasks for seed in cfg.seeds for name in arms], arms
+
+
+def check_grid(cfg: DictConfig) -> list[str]:
+    """The tasks of the grid spec ``cfg`` (a composed ``compare.yaml``: ``tasks`` and the sweep's task), once the
+    whole spec is checked, before any dataset is collected or cell trained: every task is an env config or a
+    variant of one (``variants``) with valid ``per_task`` settings, every arm resolves, the sweep and the device are valid."""
+    tasks = list(dict.fromkeys([*cfg.tasks, *([cfg.lr_sweep.task] if cfg.lr_sweep else [])]))
+    for task in tasks:
+        resolve_task(task, cfg.get("variants"))
+        task_settings(cfg, task)
+    if cfg.lr_sweep:
+        to_dataclass(LRSweep, cfg.lr_sweep, "lr_sweep")
+    resolve_arms(list(cfg.backbones), cfg.arms)
+    check_device(cfg.device)
+    return tasks

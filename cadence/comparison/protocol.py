@@ -25,13 +25,21 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from ..configs import to_dataclass
-from ..envs import EnvConfig
 from .cells import dataset_for, run_cell
-from .grid import Cell, LRSweep, arm_at_lr, grid_cells, resolve_arms, task_settings
-from .report import GRID_PLOTS, grid_text, markdown, plot, sweep_text, write_report
-from .stats import summarize
+from .grid import Cell, LRSweep, arm_at_lr, check_grid, grid_cells, resolve_arms, resolve_task, task_settings
+from .report import grid_plots, grid_text, markdown, memory_tasks, plot, sweep_text, write_report
+from .stats import memory_summary, summarize
 
 log = logging.getLogger(__name__)
+
+
+def cell_summary(r: dict) -> str:
+    """One line on a finished cell: its scores, size and training time, or why it was not trained."""
+    if r.get("status") == "out_of_budget":
+        return f"out of budget ({r['message']})"
+    success = "" if r.get("success_rate") is None else f", success {100 * r['success_rate']:.0f}%"
+    return (f"normalized score {r['normalized_score']:.1f} (return {r['mean_return']:.1f}{success}), "
+            f"{r['params']:,} parameters, trained in {r['train_s']:.0f} s")  # fmt: skip
 
 
 def launch_cells(cells: list[Cell], overrides: list[str], launcher: list[str]) -> None:
@@ -58,8 +66,8 @@ def run_cells(cfg: DictConfig, cells: list[Cell], arms: dict, datasets: dict, ar
         if launcher and not c.path(out).exists():
             raise ValueError(f"cell {c.id} has no result at {c.path(out)}; see its log under {out / 'launcher'}")
         r = run_cell(c, arms[c.backbone], out, datasets[c.task], cfg.param_budget, task_settings(cfg, c.task)[1],
-                     cfg.device, cfg.robustness)  # fmt: skip
-        log.info("%s %s seed %d: normalized score %.1f", c.task, c.backbone, c.seed, r["normalized_score"])
+                     cfg.device, cfg.robustness, resolve_task(c.task, cfg.variants))  # fmt: skip
+        log.info("%s %s seed %d: %s", c.task, c.backbone, c.seed, cell_summary(r))
         results.append(r)
     return results
 
@@ -78,19 +86,22 @@ def tune(cfg: DictConfig, datasets: dict, argv: list[str], launcher: list[str] |
 
 def run_compare(cfg: DictConfig, argv: list[str], launcher: list[str] | None = None, profile: str = "full") -> dict:
     """The grid of ``cfg`` (a composed ``compare.yaml``) and its report (``OUT/results.md``, ``summary.json``,
-    ``scores.png``, ``curves.png``; also ``cfg.report`` when set), which names ``argv`` as the command;
+    ``scores.png``, ``curves.png``, and the memory section and ``memory.png`` when the grid has memory tasks
+    (:func:`memory_tasks`); also ``cfg.report`` when set), which names ``argv`` as the command;
     ``launcher`` (Hydra overrides naming a launcher plug-in and its settings) runs the unfinished cells as a
     multirun, None runs them here one after another. With ``cfg.lr_sweep`` the sweep runs first and the grid
     trains every arm at its chosen learning rate. Returns the :func:`summarize` statistics."""
     out = Path(cfg.out)
     t0 = time.perf_counter()
-    tasks = list(dict.fromkeys([*cfg.tasks, *([cfg.lr_sweep.task] if cfg.lr_sweep else [])]))
-    datasets = {task: dataset_for(EnvConfig.load(task), out, task_settings(cfg, task)[0], seed=0) for task in tasks}
+    tasks = check_grid(cfg)
+    memory, levels = memory_tasks(cfg)  # an ill-defined memory family is refused before anything trains
+    datasets = {t: dataset_for(resolve_task(t, cfg.variants), out, task_settings(cfg, t)[0], seed=0) for t in tasks}
     backbones, sweep = tune(cfg, datasets, argv, launcher) if cfg.lr_sweep else (None, "")
     cells, arms = grid_cells(cfg, backbones)
-    summary = summarize(run_cells(cfg, cells, arms, datasets, argv, launcher))
-    text = grid_text(cfg, summary, argv, profile, tasks, time.perf_counter() - t0, sweep)
-    write_report(out, text, summary, GRID_PLOTS, cfg.report)
+    results = run_cells(cfg, cells, arms, datasets, argv, launcher)
+    summary, memory_stats = summarize(results, unranked=memory), memory_summary(results, memory, levels)
+    text = grid_text(cfg, summary, argv, profile, tasks, time.perf_counter() - t0, sweep, memory_stats)
+    write_report(out, text, summary, grid_plots(memory_stats), cfg.report)
     print(text)
     return summary
 
@@ -100,12 +111,12 @@ def run_demo(cfg: DictConfig) -> dict:
     ``cfg.seed`` (finished ones read back), then ``OUT/results.md``, ``summary.json`` and ``comparison.png``.
     Returns the :func:`summarize` statistics."""
     out = Path(cfg.out)
-    dataset = dataset_for(cfg.env, out, cfg.collect, cfg.seed)
+    arms = resolve_arms(list(cfg.backbones), {})  # an unknown backbone is refused before the dataset is collected
+    dataset = dataset_for(cfg.env.name, out, cfg.collect, cfg.seed)
     results = []
-    for arm in resolve_arms(list(cfg.backbones), {}):
+    for arm in arms:
         r = run_cell(Cell(cfg.env.name, arm.name, cfg.seed), arm, out, dataset, cfg.param_budget, cfg.train, cfg.device)
-        print(f"{arm.name}: normalized score {r['normalized_score']:.1f} (return {r['mean_return']:.1f}), "
-              f"{r['params']:,} parameters, trained in {r['train_s']:.0f} s")  # fmt: skip
+        print(f"{arm.name}: {cell_summary(r)}")
         results.append(r)
     summary = summarize(results)
     text = markdown(summary)

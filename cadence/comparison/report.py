@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from ..configs import compose
 from ..datasets.format import write_json
-from .grid import LRSweep, arm_at_lr
+from .grid import LRSweep, arm_at_lr, resolve_task
 
 
 def provenance(argv: list[str]) -> str:
@@ -36,7 +37,8 @@ def per_task_text(cfg: DictConfig, tasks: list[str]) -> str:
 
 
 def markdown(summary: dict) -> str:
-    """Per-task table (mean [95% CI] of the normalized score) and the IQM aggregate."""
+    """Per-task table (mean [95% CI] of the normalized score), the success rates, and the IQM aggregate (with a
+    note naming the ``unranked`` memory tasks it leaves out)."""
     tasks, backbones = summary["tasks"], summary["backbones"]
     lines = ["| task | " + " | ".join(backbones) + " |", "|---" * (len(backbones) + 1) + "|"]
     for t in tasks:
@@ -54,12 +56,16 @@ def markdown(summary: dict) -> str:
             cs = [summary["cells"].get((t, b)) for b in backbones]
             lines.append(f"| {t} | " + " | ".join("–" if c is None or c["success_rate"] is None else
                                                    f"{100 * c['success_rate']:.0f}%" for c in cs) + " |")  # fmt: skip
+    if unranked := summary.get("unranked"):  # a return-based score can credit holding still through the delay
+        lines += ["", f"The IQM leaves out the memory tasks ({', '.join(unranked)}): they are graded by success in the "
+                  "memory section, never by return."]  # fmt: skip
     lines += ["", "| backbone | IQM normalized score [95% CI] | runs | params | latency p50 (ms/step) | "
               "training samples/s | cell time (s) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for b in backbones:
         a = summary["aggregate"][b]
         cells = [summary["cells"][(t, b)] for t in tasks if (t, b) in summary["cells"]]
-        lines.append(f"| {b} | {a['iqm']:.1f} [{a['ci'][0]:.1f}, {a['ci'][1]:.1f}] | {a['n']} | "
+        score = f"{a['iqm']:.1f} [{a['ci'][0]:.1f}, {a['ci'][1]:.1f}]" if a["n"] else "–"
+        lines.append(f"| {b} | {score} | {a['n']} | "
                      f"{cells[0]['params']:,} | {np.mean([c['latency_ms_p50'] for c in cells]):.3f} | "
                      f"{np.mean([c['samples_per_s'] for c in cells]):,.0f} | "
                      f"{np.mean([c['train_s'] for c in cells]):.0f} |")  # fmt: skip
@@ -78,11 +84,7 @@ def markdown(summary: dict) -> str:
 
 def plot(summary: dict, path: Path) -> Path:
     """Score bars with CIs per task and backbone, saved as PNG (atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     tasks, backbones = summary["tasks"], summary["backbones"]
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(tasks) * len(backbones) / 3), 4))
     width = 0.8 / len(backbones)
@@ -106,11 +108,7 @@ def plot(summary: dict, path: Path) -> Path:
 def plot_curves(summary: dict, path: Path) -> Path:
     """Learning curves (mean normalized score over seeds) per task, against gradient steps (top row) and
     against training wall-clock (bottom row), saved as PNG (atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     tasks, backbones = summary["tasks"], summary["backbones"]
     fig, axes = plt.subplots(2, len(tasks), figsize=(3.2 * len(tasks), 5.5), squeeze=False)
     for j, t in enumerate(tasks):
@@ -126,6 +124,16 @@ def plot_curves(summary: dict, path: Path) -> Path:
         ax.set_ylabel("normalized score")
     axes[0, -1].legend(fontsize=7)
     return _save(fig, path)
+
+
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _save(fig, path: Path) -> Path:
@@ -152,12 +160,124 @@ def sweep_text(sweep: LRSweep, arms: list[str], results: dict[str, dict], chosen
             f"(normalized score), then frozen for every task and seed:\n\n" + "\n".join(table))  # fmt: skip
 
 
+MEMORY_ENVS: dict[str, tuple[str, Callable[[dict], tuple[float, float]]]] = {
+    # a policy without the cue reaches one of K targets: 1/K (tests/envs/test_cue_delay.py); the expert: every episode
+    "Cadence/CueDelayReacher-v0": ("delay_steps", lambda kwargs: (1 / kwargs["num_targets"], 1.0)),
+    # the best memory-less policy (TrackingFloor) fails and the expert succeeds on every episode at every lag
+    # (tests/envs/test_delayed_tracking.py)
+    "Cadence/DelayedTracking-v0": ("lag_steps", lambda kwargs: (0.0, 1.0)),
+}
+"""The memory tasks by Gymnasium id: the env kwarg that is their dial, and their ``(chance, expert)`` success
+from the env's kwargs."""
+
+
+def memory_tasks(cfg: DictConfig) -> tuple[dict[str, tuple[str, float]], dict[str, tuple[float, float]]]:
+    """The memory tasks among ``cfg.tasks`` (``cfg``: a composed ``compare.yaml``), those whose env is one of
+    :data:`MEMORY_ENVS`, as ``{TASK: (FAMILY, DIAL)}`` (family: the task's env config; dial: its composed env's
+    dial kwarg, e.g. ``variants.memory_reacher_d256: {env: memory_reacher, kwargs: {delay_steps: 256}}`` is
+    ``(memory_reacher, 256)``), and ``{FAMILY: (chance, expert)}`` from the composed env configs. Two tasks of one
+    family at one dial, or with other success levels, are refused."""
+    memory, levels = {}, {}
+    for name in cfg.tasks:
+        task = resolve_task(name, cfg.get("variants"))
+        env = OmegaConf.to_container(compose("train", task.overrides()).env, resolve=True)
+        if env["id"] not in MEMORY_ENVS:
+            continue
+        dial, level = MEMORY_ENVS[env["id"]]
+        family, value, task_levels = task.env, env["kwargs"][dial], level(env["kwargs"])
+        if twin := [t for t, k in memory.items() if k == (family, value)]:
+            raise ValueError(f"tasks {twin[0]} and {name} are both {family} at {dial}={value}: a memory family varies "
+                             f"{dial} only; give the other variant its own env config")  # fmt: skip
+        if levels.setdefault(family, task_levels) != task_levels:
+            raise ValueError(f"task {name} gives {family} other (chance, expert) success levels, {task_levels}, than "
+                             f"{levels[family]}: a memory family varies {dial} only; give it its own env "
+                             "config")  # fmt: skip
+        memory[name] = (family, value)
+    return memory, levels
+
+
+MEMORY_TEXT = ("Memory horizon: the largest dial (interpolated in log-dial) at which the mean success over seeds stays "
+               "above halfway between chance and the expert (≥ D: never below up to the largest dial trained; < D: "
+               "already below at the smallest). Chance: the success of the best policy without memory (1/K for the "
+               "cue task with K targets, the memory-less floor's for delayed tracking); expert: the privileged "
+               "expert's. Success: the evaluation episodes' final `is_success`, mean [95% bootstrap CI] over "
+               "seeds.")  # fmt: skip
+
+
+def memory_markdown(memory: dict) -> str:
+    """The memory section of a report on ``memory`` (:func:`~cadence.comparison.stats.memory_summary`): per
+    family a table of success % [95% CI] (n seeds) per backbone (rows) and dial (columns), with each backbone's
+    memory horizon, and a table of its training cost per cell; out-of-budget cells show their measured cost."""
+    lines = ["## Memory: success vs horizon", "", MEMORY_TEXT]
+    for family, m in memory.items():
+        head, rule = " | ".join(f"{d:g}" for d in m["dials"]), "|---" * (len(m["dials"]) + 1) + "|"
+        lines += ["", f"### {family}", "", f"Success rate at each dial (chance {100 * m['chance']:.3g}%, expert "
+                  f"{100 * m['expert']:.3g}%, threshold {50 * (m['chance'] + m['expert']):.3g}%):", "",
+                  f"| backbone | {head} | memory horizon |", rule + "---|"]  # fmt: skip
+        for b in m["backbones"]:
+            row = [_success_text(m["cells"].get((b, d))) for d in m["dials"]]
+            lines.append(f"| {b} | " + " | ".join(row) + f" | {m['horizon'][b] or '–'} |")
+        lines += ["", "Training cost per cell (mean over seeds): cell time, seconds per gradient step, peak memory:",
+                  "", f"| backbone | {head} |", rule]  # fmt: skip
+        for b in m["backbones"]:
+            lines.append(f"| {b} | " + " | ".join(_cost_text(m["cells"].get((b, d))) for d in m["dials"]) + " |")
+    return "\n".join(lines)
+
+
+def _success_text(c: dict | None) -> str:
+    if c is None:
+        return "–"
+    if not c["n"]:
+        return f"out of budget ({_measured(c)})"
+    oob = f", {c['out_of_budget']} out of budget" if c["out_of_budget"] else ""
+    return f"{100 * c['mean']:.0f}% [{100 * c['ci'][0]:.0f}, {100 * c['ci'][1]:.0f}] (n={c['n']}{oob})"
+
+
+def _cost_text(c: dict | None) -> str:
+    if c is None:
+        return "–"
+    return _measured(c) if c["n"] else f"out of budget: {_measured(c)}"
+
+
+def _measured(c: dict) -> str:
+    """The measured cost of a memory cell: cell time, s/step and peak memory, those that were recorded."""
+    units = {"train_s": "{:.0f} s", "s_per_step": "{:.3g} s/step", "peak_memory_mb": "{:,.0f} MB"}
+    return ", ".join(f.format(c[k]) for k, f in units.items() if not np.isnan(c[k])) or "not measured"
+
+
+def plot_memory(memory: dict, path: Path) -> Path:
+    """Success vs dial (log axis) of :func:`~cadence.comparison.stats.memory_summary`'s ``memory``, one panel
+    per family: a line per backbone with its 95% CI band, × on the axis where it was out of budget, chance and
+    expert dashed; saved as PNG (atomically)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(memory), figsize=(4.5 * len(memory), 3.8), squeeze=False)
+    for ax, (family, m) in zip(axes[0], memory.items()):
+        for b in m["backbones"]:
+            cs = [m["cells"].get((b, d)) or {"mean": np.nan, "ci": (np.nan, np.nan), "n": 0} for d in m["dials"]]
+            (line,) = ax.plot(m["dials"], [100 * c["mean"] for c in cs], marker="o", label=b)
+            ax.fill_between(m["dials"], [100 * c["ci"][0] for c in cs], [100 * c["ci"][1] for c in cs],
+                            color=line.get_color(), alpha=0.15)  # fmt: skip
+            if oob := [d for d, c in zip(m["dials"], cs) if c.get("out_of_budget") and not c["n"]]:
+                ax.plot(oob, [0] * len(oob), "x", ms=9, color=line.get_color(), label=f"{b}: out of budget")
+        ax.axhline(100 * m["chance"], color="gray", ls="--", lw=1, label="chance")
+        ax.axhline(100 * m["expert"], color="k", ls="--", lw=1, label="expert")
+        ax.set_xscale("log")
+        ax.set_xticks(m["dials"], [f"{d:g}" for d in m["dials"]])
+        ax.minorticks_off()
+        ax.set(title=family, xlabel="dial (steps of memory)", ylim=(-5, 105))
+        ax.legend(fontsize=7)
+    axes[0, 0].set_ylabel("success (%)")
+    return _save(fig, path)
+
+
 def grid_text(cfg: DictConfig, summary: dict, argv: list[str], profile: str, tasks: list[str], wall_s: float,
-              sweep: str = "") -> str:  # fmt: skip
+              sweep: str = "", memory: dict | None = None) -> str:  # fmt: skip
     """The whole ``cadence-compare`` report of ``summary``: provenance, budget, the tables of :func:`markdown`,
-    the ``sweep`` section (:func:`sweep_text`, '' without a sweep) and the figures of :data:`GRID_PLOTS`;
-    ``tasks`` are every task the run trained on (the sweep's included), ``wall_s`` its duration."""
+    the ``sweep`` section (:func:`sweep_text`, '' without a sweep), the figures of :func:`grid_plots` and, when
+    the grid has memory tasks, the memory section of ``memory`` (:func:`memory_markdown`); ``tasks`` are every
+    task the run trained on (the sweep's included), ``wall_s`` its duration."""
     sweep_section = f"{sweep}\n\n" if sweep else ""
+    memory_section = f"\n{memory_markdown(memory)}\n\n![memory](memory.png)\n" if memory else ""
     return (f"# Backbone comparison ({profile} profile)\n\n{provenance(argv)}  \n"
             f"Budget: {cfg.param_budget:,} parameters per policy, {cfg.train.steps} gradient steps"
             f"{per_task_text(cfg, tasks)}, "
@@ -165,11 +285,17 @@ def grid_text(cfg: DictConfig, summary: dict, argv: list[str], profile: str, tas
             f"Normalized score 100·(R − R_random)/(R_expert − R_random), mean [95% bootstrap CI] over seeds:\n\n"
             f"{markdown(summary)}\n\n{sweep_section}![scores](scores.png)\n\n"
             f"Learning curves (mean over seeds) against gradient steps and training time:\n\n"
-            f"![curves](curves.png)\n")  # fmt: skip
+            f"![curves](curves.png)\n{memory_section}")  # fmt: skip
 
 
 GRID_PLOTS: dict[str, Callable[[dict, Path], Path]] = {"scores.png": plot, "curves.png": plot_curves}
 """The figures of a ``cadence-compare`` report, by file name."""
+
+
+def grid_plots(memory: dict | None = None) -> dict[str, Callable[[dict, Path], Path]]:
+    """The figures of a ``cadence-compare`` report: :data:`GRID_PLOTS`, and ``memory.png`` (:func:`plot_memory`
+    of ``memory``) when the grid has memory tasks."""
+    return GRID_PLOTS | ({"memory.png": lambda _, path: plot_memory(memory, path)} if memory else {})
 
 
 def write_report(out: Path, text: str, summary: dict, plots: dict[str, Callable[[dict, Path], Path]],

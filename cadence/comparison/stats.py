@@ -2,10 +2,14 @@
 
 Per task and backbone the mean normalized score with a 95% bootstrap confidence interval over seeds; per
 backbone the interquartile mean (IQM) over all task × seed runs with a stratified bootstrap CI (seeds
-resampled within each task).
+resampled within each task). The memory tasks are graded by success instead: per family (an env with a memory
+dial) and backbone the success rate at every dial with its bootstrap CI, and the memory horizon where it ends.
 """
 
 from __future__ import annotations
+
+from collections.abc import Collection
+from typing import NamedTuple
 
 import numpy as np
 
@@ -43,11 +47,14 @@ def learning_curve(runs: list[dict]) -> dict[str, list[float]]:
             for k in ("step", "train_s", "normalized_score")}  # fmt: skip
 
 
-def summarize(results: list[dict]) -> dict:
+def summarize(results: list[dict], unranked: Collection[str] = ()) -> dict:
     """Per (task, backbone) and per backbone statistics of the normalized score of ``results`` (cell JSONs):
     ``tasks`` (sorted), ``backbones`` (in order of appearance), ``cells`` ``{(TASK, ARM): {mean, ci, n, params,
-    latency_ms_p50, train_s, samples_per_s, robustness, success_rate, curve}}`` and ``aggregate``
-    ``{ARM: {iqm, ci, n}}``."""
+    latency_ms_p50, train_s, samples_per_s, robustness, success_rate, curve}}``, ``aggregate``
+    ``{ARM: {iqm, ci, n}}`` over every task but the ``unranked`` ones (the memory tasks, graded by success:
+    :func:`memory_summary`; iqm and ci NaN, n 0, when none is left) and ``unranked`` (those of ``tasks``, sorted).
+    Cells that were out of budget have no scores and are left to the memory section."""
+    results = [r for r in results if r.get("status") != "out_of_budget"]
     tasks = sorted({r["task"] for r in results})
     backbones = list(dict.fromkeys(r["backbone"] for r in results))
     per_cell, per_backbone = {}, {}
@@ -70,6 +77,86 @@ def summarize(results: list[dict]) -> dict:
                                  else float(np.mean([r["success_rate"] for r in rs]))),
                 "curve": learning_curve(rs),
             }  # fmt: skip
-        all_scores = np.concatenate(list(by_task.values()))
-        per_backbone[b] = {"iqm": iqm(all_scores), "ci": stratified_iqm_ci(by_task), "n": len(all_scores)}
-    return {"tasks": tasks, "backbones": backbones, "cells": per_cell, "aggregate": per_backbone}
+        if ranked := {t: v for t, v in by_task.items() if t not in unranked}:
+            all_scores = np.concatenate(list(ranked.values()))
+            per_backbone[b] = {"iqm": iqm(all_scores), "ci": stratified_iqm_ci(ranked), "n": len(all_scores)}
+        else:  # every task of this backbone is unranked
+            per_backbone[b] = {"iqm": np.nan, "ci": (np.nan, np.nan), "n": 0}
+    return {"tasks": tasks, "backbones": backbones, "cells": per_cell, "aggregate": per_backbone,
+            "unranked": [t for t in tasks if t in unranked]}  # fmt: skip
+
+
+class Horizon(NamedTuple):
+    """A memory horizon (:func:`memory_horizon`): ``dial`` itself (``relation`` ``=``, interpolated) or a bound
+    (``≥`` the largest dial, never below the threshold; ``<`` the smallest, already below there)."""
+
+    relation: str
+    dial: float
+
+    def __str__(self) -> str:
+        value = f"{self.dial:.0f}" if self.dial >= 100 else f"{self.dial:.3g}"
+        return value if self.relation == "=" else f"{self.relation} {value}"
+
+
+def memory_horizon(dials, success, chance: float, expert: float) -> Horizon | None:
+    """The largest dial at which ``success`` ``(N,)`` at ``dials`` ``(N,)`` stays above the threshold halfway
+    between ``chance`` and ``expert``: interpolated in log-dial, linearly in success, between the last dial above
+    the threshold and the first at or below it; ``≥`` the largest dial when never below, ``<`` the smallest when
+    already below there. Dials without a success (NaN: out of budget) are left out; None when none has one."""
+    d, s = np.asarray(dials, dtype=float), np.asarray(success, dtype=float)
+    d, s = d[~np.isnan(s)], s[~np.isnan(s)]
+    order = np.argsort(d)
+    d, s = d[order], s[order]
+    if not len(d):
+        return None
+    threshold = (chance + expert) / 2
+    below = np.flatnonzero(s <= threshold)
+    if not len(below):
+        return Horizon("≥", float(d[-1]))
+    if (i := below[0]) == 0:
+        return Horizon("<", float(d[0]))
+    frac = (s[i - 1] - threshold) / (s[i - 1] - s[i])
+    return Horizon("=", float(np.exp(np.log(d[i - 1]) + frac * (np.log(d[i]) - np.log(d[i - 1])))))
+
+
+def memory_cell(runs: list[dict]) -> dict:
+    """Success of one backbone at one dial over its seeds' cells ``runs``: ``mean`` and bootstrap ``ci`` of the
+    success rate (NaN without a trained cell), ``n`` trained cells, ``out_of_budget`` cells, and the means of
+    ``train_s``, ``s_per_step`` and ``peak_memory_mb`` over the trained cells that have them (over the
+    out-of-budget ones when none was trained; NaN when none has them)."""
+    trained = [r for r in runs if r.get("status") != "out_of_budget"]
+    success = np.array([r["success_rate"] for r in trained], dtype=float)
+    costed = trained or runs
+    return {"mean": float(success.mean()) if trained else np.nan,
+            "ci": bootstrap_ci(success) if trained else (np.nan, np.nan), "n": len(trained),
+            "out_of_budget": len(runs) - len(trained),
+            **{k: _mean_of(costed, k) for k in ("train_s", "s_per_step", "peak_memory_mb")}}  # fmt: skip
+
+
+def _mean_of(runs: list[dict], key: str) -> float:
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return float(np.mean(values)) if values else np.nan
+
+
+def memory_summary(results: list[dict], memory: dict[str, tuple[str, float]],
+                   levels: dict[str, tuple[float, float]]) -> dict:  # fmt: skip
+    """Success vs horizon of the memory tasks among ``results`` (cell JSONs, out-of-budget ones included):
+    ``memory`` ``{TASK: (FAMILY, DIAL)}`` names them, ``levels`` ``{FAMILY: (chance, expert)}`` gives each
+    family's success levels. Per family (in order of appearance): ``{dials (sorted), chance, expert, backbones (in
+    order of appearance), cells {(ARM, DIAL): memory_cell}, horizon {ARM: Horizon | None}}``."""
+    groups: dict[str, dict[tuple[str, float], list[dict]]] = {}
+    for r in results:
+        if r["task"] in memory:
+            family, dial = memory[r["task"]]
+            groups.setdefault(family, {}).setdefault((r["backbone"], dial), []).append(r)
+    summary = {}
+    for family, runs in groups.items():
+        dials = sorted({d for _, d in runs})
+        backbones = list(dict.fromkeys(b for b, _ in runs))
+        cells = {key: memory_cell(rs) for key, rs in runs.items()}
+        chance, expert = levels[family]
+        horizon = {b: memory_horizon(dials, [cells[(b, d)]["mean"] if (b, d) in cells else np.nan for d in dials],
+                                     chance, expert) for b in backbones}  # fmt: skip
+        summary[family] = {"dials": dials, "chance": chance, "expert": expert, "backbones": backbones, "cells": cells,
+                           "horizon": horizon}  # fmt: skip
+    return summary

@@ -7,9 +7,11 @@ seed and draws its noise from a generator, both derived from ``(seed, e)`` alone
 resumed collection writes exactly the frames an uninterrupted one would.
 
 Crash safety: episodes are written in parts of ``part_episodes``; each part ends with ``finalize()`` and
-a commit to ``meta/cadence_progress.json`` (episode count, returns, the list of parquet files, and copies
-of LeRobot's info.json and stats.json). A later call on the same folder rolls back whatever an
-interrupted part left (its files, LeRobot's counters) and continues with ``LeRobotDataset.resume``.
+a commit to ``meta/cadence_progress.json`` (episode count, returns, the parquet files and their sha256, and
+copies of LeRobot's info.json and stats.json). A later call on the same folder rolls back whatever an
+interrupted part left (its files, LeRobot's counters), verifies the committed files against their sha256 (a
+file whose bytes changed is refused, naming it; every load verifies them too) and continues with
+``LeRobotDataset.resume``.
 """
 
 from __future__ import annotations
@@ -25,14 +27,14 @@ from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from lerobot.utils.utils import SuppressProgressBars
 from omegaconf import DictConfig
 
-from ..envs import EXPERTS, EnvConfig, Expert, make_env, make_expert, reset_expert
+from ..envs import EXPERTS, EnvConfig, Expert, make_env, make_expert, make_floor, reset_expert
 from ..policies.expert import PolicyExpert, pretrained_expert
 from ..progress import progress_bar
 from .format import (ACTION, DONE, METADATA_FILE, OBS, PROGRESS_FILE, REWARD, STATE, data_files, episode_files,
-                     features, read_json, write_json)  # fmt: skip
+                     features, file_sha256, read_json, verify_files, write_json)  # fmt: skip
 
 MAIN, CLEAN, RANDOM = 0, 1, 2
-"""Seed streams: recorded episodes, clean-expert reference episodes, random-policy reference episodes."""
+"""Seed streams: recorded episodes, clean-expert reference episodes, floor-policy (random) reference episodes."""
 
 
 @dataclass
@@ -53,6 +55,8 @@ class Progress:
     lengths: list[int] = field(default_factory=list)
     successes: list[bool | None] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    sha256: dict[str, str] = field(default_factory=dict)
+    """The committed files' sha256 (``cadence.datasets.format.verify_files``); empty in older collections."""
     info: dict | None = None
     stats: dict | None = None
 
@@ -84,16 +88,25 @@ def rollout(env: gym.Env, policy: Callable[[np.ndarray], np.ndarray], reset_seed
     return Episode(total, length, None if success is None else bool(success))
 
 
-def reference_returns(env: gym.Env, expert: Expert, episodes: int, seed: int) -> dict[str, list[float]]:
-    """Returns of the clean expert and of a uniform random policy, ``episodes`` each, on fresh seeds."""
+def reference_returns(env: gym.Env, expert: Expert, episodes: int, seed: int) -> dict[str, list[float] | str]:
+    """Returns of the clean expert and of the floor policy, ``episodes`` each, on fresh seeds.
+
+    The floor is the task's registered floor policy (``cadence.envs.FLOORS``: its best memory-less policy)
+    where it has one, else a uniform random policy; its returns are ``random_returns`` either way, so
+    normalized scores read them alike, and ``floor_policy`` says which it was.
+    """
+    floor = make_floor(env)
+    floor_policy = floor if floor is not None else (lambda _: env.action_space.sample())
     clean, rand = [], []
     for e in range(episodes):
         reset_expert(expert)
         clean.append(rollout(env, expert, episode_rng(seed, CLEAN, e)[0]).ret)
         reset_seed, _ = episode_rng(seed, RANDOM, e)
         env.action_space.seed(reset_seed)
-        rand.append(rollout(env, lambda _: env.action_space.sample(), reset_seed).ret)
-    return {"clean_expert_returns": clean, "random_returns": rand}
+        reset_expert(floor_policy)
+        rand.append(rollout(env, floor_policy, reset_seed).ret)
+    return {"clean_expert_returns": clean, "random_returns": rand,
+            "floor_policy": "random" if floor is None else type(floor).__name__}  # fmt: skip
 
 
 def _resolve_expert(expert: str | Expert, env: gym.Env) -> tuple[str, Expert]:
@@ -140,6 +153,7 @@ def _load_progress(root: Path, settings: dict) -> Progress:
         return Progress(settings)
     for stale in set(_committed_files(root)) - set(progress.files):
         (root / stale).unlink()
+    verify_files(root, progress.sha256)
     write_json(root / "meta" / "info.json", progress.info)
     write_json(root / "meta" / "stats.json", progress.stats)
     return progress
@@ -154,8 +168,8 @@ def collect_dataset(env: EnvConfig | DictConfig | dict | str, expert: str | Expe
     ``env``: an env config, config name or gymnasium id; ``expert``: a name in ``EXPERTS`` or any callable
     ``expert(full_state) -> action`` (with optional ``reset()``). If ``root`` holds an interrupted or
     shorter collection with the same settings, it is continued (module docstring); other settings raise.
-    ``reference_episodes`` clean-expert and random-policy episodes give the reference returns of
-    normalized scores.
+    ``reference_episodes`` clean-expert and floor-policy episodes (:func:`reference_returns`) give the
+    reference returns of normalized scores.
     """
     if episodes < 1 or part_episodes < 1:
         raise ValueError(f"episodes and part_episodes must be >= 1, got {episodes} and {part_episodes}")
@@ -221,5 +235,6 @@ def _record_part(root: Path, progress: Progress, env: gym.Env, expert: Expert, c
     progress.lengths += [ep.length for ep in episodes]
     progress.successes += [ep.success for ep in episodes]
     progress.files = _committed_files(root)
+    progress.sha256 = {f: file_sha256(root / f) for f in progress.files}
     progress.info, progress.stats = read_json(root / "meta" / "info.json"), read_json(root / "meta" / "stats.json")
     write_json(root / PROGRESS_FILE, asdict(progress))

@@ -10,8 +10,9 @@ the training env's observation differs from the recorded one, it is rebuilt from
 through the task's index mask (``cadence.envs.observation_indices``).
 
 Batches: :meth:`Demonstrations.sample_windows` (B windows at uniformly drawn frames, the window sampler of
-:class:`~cadence.datasets.WindowDataset`) and :class:`EpisodeStreams` (B cursors walking whole episodes in
-order, for truncated BPTT).
+:class:`~cadence.datasets.WindowDataset`), :meth:`Demonstrations.sample_episodes` (B whole episodes, the same
+sampler anchored at episode starts) and :class:`EpisodeStreams` (B cursors walking whole episodes in order, for
+truncated BPTT).
 """
 
 from __future__ import annotations
@@ -57,6 +58,14 @@ class Demonstrations:
         frames t; steps past the episode's end repeat its last frame and are not ``valid``."""
         anchors = torch.randint(len(self), (B,), generator=g)
         idx, pad = window_indices(anchors, torch.arange(L), self.frame_episode, self.ep_from, self.ep_to)
+        return self.observations[idx], self.actions[idx], ~pad
+
+
+    def sample_episodes(self, B: int, L: int, g: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+        """(obs (B, L, O), actions (B, L, A), valid (B, L) bool) for B episodes drawn uniformly, each from its
+        first frame: whole episodes when L is the longest one, steps past an episode's end not ``valid``."""
+        episodes = torch.randint(len(self.ep_from), (B,), generator=g)
+        idx, pad = window_indices(self.ep_from[episodes], torch.arange(L), self.frame_episode, self.ep_from, self.ep_to)
         return self.observations[idx], self.actions[idx], ~pad
 
 

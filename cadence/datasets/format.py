@@ -12,11 +12,15 @@ LeRobot features (one row per control step t):
 
 ``meta/cadence.json`` (Cadence's own, written atomically when a collection completes) records the env,
 expert, noise, seed, per-episode returns, the clean-expert and random-policy reference returns used for
-normalized scores. ``meta/cadence_progress.json`` is the resume point of a collection in progress.
+normalized scores. ``meta/cadence_progress.json`` is the resume point of a collection in progress, and the
+record of its parquet files: their sha256 at the commit of the part that wrote them, which every load and every
+resume verifies (:func:`verify_files`), so that changed bytes never train silently. A dataset that LeRobot wrote
+itself has no such record; it is read without the check.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -50,7 +54,43 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def read_json(path: Path) -> dict:
-    return json.loads(path.read_text())
+    """``path`` parsed; an empty or cut-off file raises a ValueError naming it and the fix."""
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is empty or not valid JSON ({e}): it was cut off while being written; run the "
+                         "collect command that wrote the dataset again (a cadence collection resumes and rewrites "
+                         "it), or delete the folder and collect again") from e  # fmt: skip
+
+
+def file_sha256(path: Path) -> str:
+    """The hex sha256 of the file at ``path``."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_files(root: Path, sha256: dict[str, str]) -> None:
+    """Refuse the dataset at ``root`` when a file it committed (``sha256``: path under ``root`` -> hex digest) is
+    missing or its bytes changed, naming the file."""
+    for name, recorded in sha256.items():
+        path = root / name
+        found = file_sha256(path) if path.is_file() else None
+        if found != recorded:
+            problem = "is missing" if found is None else (
+                f"is corrupt: its bytes changed after the collection committed it (sha256 {found[:12]}…, "
+                f"recorded {recorded[:12]}…)")  # fmt: skip
+            raise ValueError(f"{path} {problem}; delete {root} and run the same collect command again (episodes "
+                             "are seeded, so it records the same dataset)")  # fmt: skip
+
+
+def committed_sha256(root: Path) -> dict[str, str]:
+    """The sha256 of every file of the collection at ``root`` as committed (``meta/cadence_progress.json``); empty
+    for a dataset without that record (written by LeRobot itself, or by an older Cadence)."""
+    progress = root / PROGRESS_FILE
+    return read_json(progress).get("sha256", {}) if progress.is_file() else {}
 
 
 def episode_files(root: Path) -> list[Path]:
@@ -64,9 +104,10 @@ def data_files(root: Path) -> list[Path]:
 def check_dataset(root: str | os.PathLike) -> dict:
     """Validates a finalized local LeRobot dataset before anything tries to load it; returns its info.json.
 
-    A missing folder or ``meta/info.json`` raises FileNotFoundError; a dataset whose recording was not
-    finalized (episodes or data parquet missing or without footer, or counts that disagree) raises
-    ValueError. Both name the path and the fix, instead of LeRobot's fallback to a Hub download.
+    A missing folder or ``meta/info.json`` raises FileNotFoundError; an unreadable ``info.json``, a committed file
+    whose bytes changed (:func:`verify_files`) and a dataset whose recording was not finalized (episodes or data
+    parquet missing or without footer, or counts that disagree) raise ValueError. All name the file and the fix,
+    instead of LeRobot's fallback to a Hub download.
     """
     root = Path(root)
     if not root.is_dir():
@@ -76,14 +117,32 @@ def check_dataset(root: str | os.PathLike) -> dict:
         raise FileNotFoundError(f"{root} is not a LeRobot dataset: {info_path} is missing; "
                                 f"{COLLECT_HINT.format(root=root)}")  # fmt: skip
     info = read_json(info_path)
-    fix = (f"the recording of {root} was interrupted before it was finalized; finish it by running the same "
-           f"collect command again (it resumes), or delete the folder")  # fmt: skip
-    try:
-        n_episodes = sum(pq.read_metadata(f).num_rows for f in episode_files(root))
-        n_frames = sum(pq.read_metadata(f).num_rows for f in data_files(root))
-    except (OSError, pa.ArrowInvalid) as e:
-        raise ValueError(f"{fix} ({e})") from e
+    verify_files(root, committed_sha256(root))
+    n_episodes = sum(num_rows(f, root) for f in episode_files(root))
+    n_frames = sum(num_rows(f, root) for f in data_files(root))
     if n_episodes == 0 or (n_episodes, n_frames) != (info["total_episodes"], info["total_frames"]):
+        fix = (f"the recording of {root} was interrupted before it was finalized; finish it by running the same "
+               f"collect command again (it resumes), or delete the folder")  # fmt: skip
         raise ValueError(f"{fix}: info.json lists {info['total_episodes']} episodes and {info['total_frames']} "
                          f"frames, the parquet files hold {n_episodes} and {n_frames}")  # fmt: skip
     return info
+
+
+def num_rows(path: Path, root: Path) -> int:
+    """The rows of the parquet file ``path`` of the dataset at ``root`` (:func:`unreadable` if it has no footer)."""
+    try:
+        return pq.read_metadata(path).num_rows
+    except (OSError, pa.ArrowInvalid) as e:
+        raise unreadable(path, root, e) from e
+
+
+def unreadable(path: Path, root: Path, error: Exception) -> ValueError:
+    """The error for a parquet file of the dataset at ``root`` that cannot be read, naming it: a cadence
+    collection resumes (its committed files are verified by hash first, so the file is one of an unfinished
+    part); a dataset without that record must be written again."""
+    if (root / PROGRESS_FILE).is_file():
+        fix = "finish it by running the same collect command again (it resumes), or delete the folder"
+    else:
+        fix = "write the dataset again (it has no cadence record to resume from) or restore the file"
+    return ValueError(f"{path} is truncated or corrupt ({error}): the recording of {root} was interrupted before it "
+                      f"was finalized, or the file was damaged; {fix}")  # fmt: skip

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import torch
 from torch import Tensor
 
-from .format import ACTION, METADATA_FILE, OBS, check_dataset, data_files, episode_files, read_json
+from .format import ACTION, METADATA_FILE, OBS, check_dataset, data_files, episode_files, read_json, unreadable
 
 STATS = ("mean", "std", "min", "max")
 
@@ -45,10 +45,13 @@ class WindowDataset(torch.utils.data.Dataset):
             raise ValueError(f"{self.root} has no feature(s) {missing}; it has {sorted(self.info['features'])}")
         self.keys, self.fps = tuple(keys), self.info["fps"]
         self.offsets = torch.as_tensor(list(offsets), dtype=torch.long)
-        table = pa.concat_tables([pq.read_table(f, columns=[*self.keys, "index"]) for f in data_files(self.root)])
-        order = torch.from_numpy(np.argsort(table["index"].to_numpy()))
-        self.data = {k: _column(table[k])[order] for k in self.keys}
-        episodes = pa.concat_tables([pq.read_table(f, columns=["episode_index", "dataset_from_index", "dataset_to_index"])
+        files = data_files(self.root)
+        tables = [self._read(f, [*self.keys, "index"]) for f in files]
+        table = pa.concat_tables(tables)
+        order = np.argsort(table["index"].to_numpy())
+        self.data = {k: _column(table[k])[torch.from_numpy(order)] for k in self.keys}
+        check_finite_frames(self.data, files, np.repeat(np.arange(len(files)), [len(t) for t in tables])[order])
+        episodes = pa.concat_tables([self._read(f, ["episode_index", "dataset_from_index", "dataset_to_index"])
                                      for f in episode_files(self.root)]).sort_by("episode_index")  # fmt: skip
         self.ep_from = torch.from_numpy(episodes["dataset_from_index"].to_numpy().astype(np.int64))
         self.ep_to = torch.from_numpy(episodes["dataset_to_index"].to_numpy().astype(np.int64))
@@ -58,6 +61,13 @@ class WindowDataset(torch.utils.data.Dataset):
                       if all(s in v for s in STATS)}  # fmt: skip
         meta = self.root / METADATA_FILE
         self.metadata = read_json(meta) if meta.exists() else {}
+
+    def _read(self, path: Path, columns: list[str]) -> pa.Table:
+        """``columns`` of the parquet file ``path``; damaged bytes raise a ValueError naming it."""
+        try:
+            return pq.read_table(path, columns=columns)
+        except (OSError, pa.ArrowInvalid) as e:
+            raise unreadable(path, self.root, e) from e
 
     @property
     def num_episodes(self) -> int:
@@ -104,6 +114,20 @@ def window_indices(anchors: Tensor, offsets: Tensor, frame_episode: Tensor, ep_f
     idx = anchors[:, None] + offsets  # (B, L)
     pad = (idx < lo) | (idx >= hi)
     return torch.minimum(torch.maximum(idx, lo), hi - 1), pad
+
+
+def check_finite_frames(data: dict[str, Tensor], files: list[Path], source: np.ndarray) -> None:
+    """Refuse frames whose float features (``data[key]`` (N, D)) hold a NaN or an inf, naming the file
+    (frame i is from ``files[source[i]]``, source (N,) int) and the frames."""
+    for key, values in data.items():
+        if not values.is_floating_point():
+            continue
+        bad = torch.nonzero(~torch.isfinite(values).all(dim=1)).flatten().tolist()
+        if bad:
+            frames = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
+            raise ValueError(f"{files[source[bad[0]]]} holds NaN or inf in {key} at {len(bad)} frame(s) (dataset index "
+                             f"{frames}); the recording is corrupt: collect the dataset again, or fix the "
+                             "recording pipeline that wrote these values")  # fmt: skip
 
 
 def _column(column: pa.ChunkedArray) -> Tensor:

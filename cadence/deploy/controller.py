@@ -23,13 +23,22 @@ deviations from the training mean is *bad*. ``on_bad_obs="raise"`` raises a ``Va
 the entries; ``"hold"`` returns the previous action again without advancing the state, and counts
 the event in ``bad_obs_count`` (before the first good observation of an episode it returns the
 training-mean action, clipped to the bounds).
+
+Never a non-finite action: weights with a NaN or an inf are refused when the Controller is built, and an
+action with one (a recurrent state that diverged) is never returned. Without ``ControllerConfig.fallback`` the
+call raises a ``FloatingPointError``; with it — a fixed action (A,) or a callable ``fallback(obs) -> action (A,)``: a
+safe stop, a hold, a classical controller — the fallback's action is returned instead (clipped to the bounds),
+the recurrent state restarts from the episode start (a diverged state would poison every later step) and
+``bad_action_count`` counts the event (docs/faults.md).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +46,7 @@ import torch
 from torch import Tensor, nn
 
 from cadence.policies.backbones.base import check_state
-from cadence.policies.policy import SequencePolicy
+from cadence.policies.policy import SequencePolicy, check_finite
 
 from .numba_step import NumbaLinOSSStep, numba_step_unsupported
 from .step import PolicyStep
@@ -62,6 +71,9 @@ class ControllerConfig:
     """What to do with a NaN / inf / out-of-range observation: "raise" or "hold" (see module doc)."""
     obs_limit: float | None = 100.0
     """Largest accepted |obs − mean| / std per entry (training statistics); None = only require finite."""
+    fallback: Callable[[np.ndarray], np.ndarray] | np.ndarray | list[float] | None = None
+    """What to return in place of a NaN / inf action: None raises a FloatingPointError; an action (A,) or a callable
+    ``fallback(obs (O,)) -> action (A,)`` is returned instead, and the state restarts (see module doc)."""
 
     def __post_init__(self):
         if self.runtime not in RUNTIMES:
@@ -142,7 +154,12 @@ class Controller:
         with torch.no_grad():
             mean_action = policy.to_env_action(torch.zeros(1, self.act_dim, device=norm.mean.device))
         self._mean_action = mean_action.cpu().numpy()[0]
-        self.bad_obs_count = 0
+        self._action_low, self._action_high = (b.detach().cpu().numpy() for b in (policy.action_low,
+                                                                                   policy.action_high))  # fmt: skip
+        check_finite(policy.state_dict(), "the policy's weights")
+        if self.config.fallback is not None and not callable(self.config.fallback):
+            self._fallback_action(self.config.fallback)  # a fixed fallback action is checked now, not in an emergency
+        self.bad_obs_count = self.bad_action_count = 0
         self.reset()
 
     @classmethod
@@ -162,8 +179,8 @@ class Controller:
 
     def reset(self, state: tuple[Tensor, ...] | None = None) -> None:
         """Start a new episode from the zero state, or from ``state`` (batch 1, e.g. the state that
-        ``policy.forward`` returns after a prefix of an episode). No previous action; ``bad_obs_count``
-        keeps counting."""
+        ``policy.forward`` returns after a prefix of an episode). No previous action; ``bad_obs_count`` and
+        ``bad_action_count`` keep counting."""
         if state is not None:
             check_state("Controller.reset state", tuple(state), self._initial_state)
         self._run.reset(None if state is None else tuple(state))
@@ -177,7 +194,29 @@ class Controller:
         np.copyto(self._obs_np, obs, casting="same_kind")
         if not ((self._obs_np >= self._obs_low) & (self._obs_np <= self._obs_high)).all():  # NaN fails both
             return self._bad_observation()
-        self._last_action = self._run(self._obs_np)
+        action = self._run(self._obs_np)
+        if not math.isfinite(action.dot(action)):  # a NaN or inf anywhere (clipped actions cannot overflow it)
+            return self._bad_action(action)
+        self._last_action = action
+        return action
+
+    def _fallback_action(self, fallback) -> np.ndarray:
+        """``fallback`` (an action) as a finite float32 (A,) within the bounds, or a ValueError."""
+        action = np.asarray(fallback, dtype=np.float32)
+        if action.shape != (self.act_dim,) or not np.isfinite(action).all():
+            raise ValueError(f"ControllerConfig.fallback gives {action.tolist()}; it must give a finite action of "
+                             f"shape ({self.act_dim},)")  # fmt: skip
+        return np.clip(action, self._action_low, self._action_high)
+
+    def _bad_action(self, action: np.ndarray) -> np.ndarray:
+        self.bad_action_count += 1
+        fallback, obs = self.config.fallback, self._obs_np.copy()
+        if fallback is None:
+            raise FloatingPointError(f"the policy's action {action.tolist()} is not finite (its recurrent state "
+                                     f"diverged) at observation {obs.tolist()}; call reset() and check the policy "
+                                     "(cadence-eval), or set ControllerConfig.fallback to a safe action")  # fmt: skip
+        self.reset()  # the diverged state would make every later action non-finite too
+        self._last_action = self._fallback_action(fallback(obs) if callable(fallback) else fallback)
         return self._last_action
 
     def _bad_observation(self) -> np.ndarray:

@@ -32,11 +32,14 @@ def state_envelope(controller: Controller, n_steps: int, spans: int = 4, obs_sca
     per_span = n_steps // spans
     for span in range(spans):
         for start in range(0, per_span, SAMPLE_EVERY):
-            n = min(SAMPLE_EVERY, per_span - start)
-            for o in mean + std * rng.uniform(-obs_scale, obs_scale, (n, mean.size)).astype(np.float32):
-                controller(o)
+            n, t = min(SAMPLE_EVERY, per_span - start), span * per_span + start
+            try:
+                for o in mean + std * rng.uniform(-obs_scale, obs_scale, (n, mean.size)).astype(np.float32):
+                    controller(o)
+            except FloatingPointError as e:  # the controller refuses a non-finite action: the state diverged
+                raise FloatingPointError(f"state is not finite within steps {t}…{t + n} ({e})") from e
             peak = max(float(s.abs().max()) for s in controller.state)
             if not np.isfinite(peak):
-                raise FloatingPointError(f"state is not finite after {span * per_span + start + n} steps")
+                raise FloatingPointError(f"state is not finite after {t + n} steps")
             envelope[span] = max(envelope[span], peak)
     return envelope

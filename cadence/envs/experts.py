@@ -1,4 +1,5 @@
-"""Scripted experts: LQR (InvertedPendulum), inverse kinematics + PD (reachers), CPG gait (Swimmer).
+"""Scripted experts: LQR (InvertedPendulum), inverse kinematics + PD (reachers), CPG gait (Swimmer), the delayed
+command (delayed tracking); and the floor policies that replace the random policy as a task's normalized-score 0.
 
 An expert is any callable ``expert(full_state (D,)) -> action (A,)`` with an optional ``reset()`` called at
 every episode start; it sees the task's full state (``info["full_state"]``), never the masked
@@ -15,6 +16,9 @@ from typing import Protocol, runtime_checkable
 import gymnasium as gym
 import mujoco
 import numpy as np
+
+from .cue_delay import CueDelayReacherEnv
+from .delayed_tracking import DelayedTrackingEnv
 
 
 @runtime_checkable
@@ -89,7 +93,7 @@ class LQRExpert:
 
 
 class ReacherExpert:
-    """Joint-space PD to the inverse-kinematics solution for the target; Reacher-v5 and the memory reacher.
+    """Joint-space PD to the inverse-kinematics solution for the target (Reacher-v5).
 
     Full state (10,): cos q (2), sin q (2), target (2), q̇ (2), fingertip − target (2). The fingertip is
     found by forward kinematics with the link lengths read from the model, so target = fingertip −
@@ -97,11 +101,13 @@ class ReacherExpert:
     current posture is taken.
     """
 
+    name, needs = "reacher", "Reacher-v5's arm and observation"
+
     def __init__(self, env: gym.Env, kp: float = 1.0, kd: float = 0.1):
         model = env.unwrapped.model
         names = {model.body(i).name for i in range(model.nbody)}
-        if not {"body0", "body1", "fingertip"} <= names or env.unwrapped.observation_space.shape != (10,):
-            raise ValueError(f"the reacher expert needs Reacher-v5's arm and observation; got {type(env.unwrapped).__name__}")
+        if not {"body0", "body1", "fingertip"} <= names or not self.reads(env.unwrapped):
+            raise ValueError(f"the {self.name} expert needs {self.needs}; got {type(env.unwrapped).__name__}")
         self.l1 = float(np.linalg.norm(model.body("body1").pos))
         self.l2 = float(np.linalg.norm(model.body("fingertip").pos))
         self.q1_limit = float(model.joint("joint1").range[1])
@@ -127,12 +133,45 @@ class ReacherExpert:
                 best, best_cost = cand, cost
         return best
 
+    @staticmethod
+    def reads(env: gym.Env) -> bool:
+        """Whether this expert can read the (unwrapped) task's full state."""
+        return env.observation_space.shape == (10,)
+
+    def reach(self, target: np.ndarray, q: np.ndarray, q_dot: np.ndarray) -> np.ndarray:
+        """The PD action (2,) driving joint angles ``q`` (velocities ``q_dot``) to put the fingertip on ``target``."""
+        return np.clip(self.kp * (self.inverse_kinematics(target, q) - q) - self.kd * q_dot, -1.0, 1.0)
+
     def __call__(self, full_state: np.ndarray) -> np.ndarray:
         q = np.arctan2(full_state[2:4], full_state[0:2])
-        q_dot = full_state[6:8]
-        target = self.tip(q) - full_state[8:10]
-        q_goal = self.inverse_kinematics(target, q)
-        return np.clip(self.kp * (q_goal - q) - self.kd * q_dot, -1.0, 1.0)
+        return self.reach(self.tip(q) - full_state[8:10], q, full_state[6:8])
+
+
+class CueReacherExpert(ReacherExpert):
+    """The reacher's IK + PD on the cue → delay task: zero action while the arm is braked, then a reach to
+    the cued target of the full state (``Cadence/CueDelayReacher-v0``, where the cue is always shown).
+
+    ``target=i`` makes it reach target i whatever the cue: a memory-less policy, at chance (1/K).
+    """
+
+    name, needs = "cue_reacher", "the cue → delay reacher (Cadence/CueDelayReacher-v0)"
+
+    def __init__(self, env: gym.Env, target: int | None = None, kp: float = 1.0, kd: float = 0.1):
+        super().__init__(env, kp, kd)
+        u = env.unwrapped
+        if target is not None and not 0 <= target < len(u.targets):
+            raise ValueError(f"target must be in [0, {len(u.targets)}), got {target}")
+        self.targets, self.target, self.cue_dims, self.go_dim = u.targets, target, u.cue_dims, u.go_dim
+
+    @staticmethod
+    def reads(env: gym.Env) -> bool:
+        return isinstance(env, CueDelayReacherEnv)
+
+    def __call__(self, full_state: np.ndarray) -> np.ndarray:
+        if full_state[self.go_dim] < 0.5:
+            return np.zeros(2)
+        cued = int(np.argmax(full_state[self.cue_dims])) if self.target is None else self.target
+        return self.reach(self.targets[cued], np.arctan2(full_state[2:4], full_state[0:2]), full_state[4:6])
 
 
 def wrap(angle: np.ndarray | float) -> np.ndarray | float:
@@ -167,11 +206,50 @@ class CPGExpert:
         return np.clip(action, self.low, self.high)
 
 
+# ---------------------------------------------------------------------------------- delayed tracking
+
+
+def require_task(env: gym.Env, cls: type, expert: str) -> None:
+    """Raises a ValueError naming ``expert`` unless ``env`` is a ``cls`` task."""
+    if not isinstance(env.unwrapped, cls):
+        raise ValueError(f"the {expert} expert needs a {cls.__name__} task; got {type(env.unwrapped).__name__}")
+
+
+class DelayedTrackerExpert:
+    """Holds the delayed command: action = c_{t−k}, dims 2:4 of the full state (``Cadence/DelayedTracking-v0``)."""
+
+    def __init__(self, env: gym.Env):
+        require_task(env, DelayedTrackingEnv, "delayed_tracker")
+
+    def __call__(self, full_state: np.ndarray) -> np.ndarray:
+        return full_state[2:4].copy()
+
+
+class TrackingFloor:
+    """The best memory-less policy of delayed tracking, its normalized score's 0: action = gain · c_t with
+    gain p_k = (1 − 1/mean_hold_steps)^k, E[c_{t−k} | c_t] (derived in :mod:`cadence.envs.delayed_tracking`).
+    ``gain=1`` tracks the current command, ``gain=0`` holds the stream's mean."""
+
+    def __init__(self, env: gym.Env, gain: float | None = None):
+        require_task(env, DelayedTrackingEnv, "tracking floor")
+        self.gain = env.unwrapped.floor_gain if gain is None else gain
+
+    def __call__(self, full_state: np.ndarray) -> np.ndarray:
+        return self.gain * full_state[0:2]
+
+
 # ----------------------------------------------------------------------------------------- registry
 
 
-EXPERTS: dict[str, Callable[[gym.Env], Expert]] = {"lqr": LQRExpert, "reacher": ReacherExpert, "cpg": CPGExpert}
+EXPERTS: dict[str, Callable[[gym.Env], Expert]] = {
+    "lqr": LQRExpert, "reacher": ReacherExpert, "cue_reacher": CueReacherExpert, "cpg": CPGExpert,
+    "delayed_tracker": DelayedTrackerExpert,
+}  # fmt: skip
 """Expert factories by name: ``factory(env) -> expert``."""
+
+FLOORS: dict[str, Callable[[gym.Env], Expert]] = {"Cadence/DelayedTracking-v0": TrackingFloor}
+"""Floor policies by Gymnasium id: the normalized score's 0 for tasks where a uniform random policy would be a
+straw man (their best memory-less policy); tasks not listed use the random policy (``cadence.datasets``)."""
 
 
 def make_expert(name: str, env: gym.Env, **kwargs) -> Expert:
@@ -180,3 +258,9 @@ def make_expert(name: str, env: gym.Env, **kwargs) -> Expert:
         raise ValueError(f"unknown expert {name!r}; valid experts: {', '.join(sorted(EXPERTS))} "
                          "(or pass any callable expert(full_state) -> action to collect_dataset)")  # fmt: skip
     return EXPERTS[name](env, **kwargs)
+
+
+def make_floor(env: gym.Env) -> Expert | None:
+    """The floor policy registered for ``env``'s Gymnasium id in :data:`FLOORS`, or None (random policy)."""
+    factory = FLOORS.get(env.spec.id) if env.spec is not None else None
+    return None if factory is None else factory(env)

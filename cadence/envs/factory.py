@@ -20,7 +20,9 @@ class EnvConfig:
     """One task, as in ``cadence/configs/env/<name>.yaml``."""
 
     name: str
-    """Short name, equal to the YAML file's name."""
+    """Short name: the YAML file's name, with the memory dial appended for the memory tasks
+    (``memory_reacher_d64``, interpolated from the kwargs) so that runs at different horizons get their own
+    run directories (``runs/ALGO/ENV_NAME/...``)."""
     id: str
     """Gymnasium id, e.g. ``Cadence/HalfCheetah-P-v5`` or ``HalfCheetah-v5``."""
     kwargs: dict = field(default_factory=dict)

@@ -9,6 +9,10 @@ from .partial import PARTS
 PARTIAL_BASES = ("HalfCheetah", "Hopper", "Walker2d", "Ant", "InvertedPendulum", "Swimmer")
 """MuJoCo v5 tasks with ``-P`` (positions only) and ``-V`` (velocities only) variants."""
 
+MEMORY_TASKS = {"Cadence/CueDelayReacher-v0": "cadence.envs.cue_delay:CueDelayReacherEnv",
+                "Cadence/DelayedTracking-v0": "cadence.envs.delayed_tracking:DelayedTrackingEnv"}
+"""Tasks graded by a memory horizon (docs/tasks.md): id -> entry point."""
+
 
 def partial_ids() -> list[str]:
     return [f"Cadence/{base}-{part}-v5" for base in PARTIAL_BASES for part in PARTS]
@@ -23,6 +27,7 @@ def register_tasks() -> list[str]:
                          kwargs={"base_id": f"{base}-v5", "part": part},
                          max_episode_steps=base_spec.max_episode_steps,
                          reward_threshold=base_spec.reward_threshold)  # fmt: skip
-    # the memory reacher truncates itself at its horizon, which depends on its kwargs
-    gym.register(id="Cadence/MemoryReacher-v0", entry_point="cadence.envs.memory_reacher:MemoryReacherEnv")
-    return [*partial_ids(), "Cadence/MemoryReacher-v0"]
+    # the memory tasks truncate themselves at their horizon, which depends on their kwargs
+    for env_id, entry_point in MEMORY_TASKS.items():
+        gym.register(id=env_id, entry_point=entry_point)
+    return [*partial_ids(), *MEMORY_TASKS]

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
+from gymnasium.spaces import Box
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
@@ -86,6 +87,10 @@ class PolicyConfig:
             raise ValueError("set d_model on the policy (policy.d_model), not in policy.backbone_kwargs")
         if self.encoder_layers < 1:
             raise ValueError(f"encoder_layers must be >= 1, got {self.encoder_layers}")
+        budget = self.param_budget
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
+            raise ValueError(f"policy.param_budget={self.param_budget!r} is not a number of parameters; set it to a "
+                             "positive integer, or to null to size the policy by policy.d_model")  # fmt: skip
         self.backbone_kwargs = dict(self.backbone_kwargs)
         make_backbone_config(self.backbone, d_model=self.d_model, **self.backbone_kwargs)  # validate keys now
 
@@ -94,15 +99,25 @@ class PolicyConfig:
 
         A backbone config class with a ``fit_to_data(observations (N, O), actions (N, A), ep_from (E,), ep_to (E,),
         control_period) -> config`` method (numpy arrays; e.g. LinOSS's data init, which estimates the
-        demonstrations' peak frequencies) gets ``data`` and the control period (seconds per frame); the result is
-        a new PolicyConfig whose ``backbone_kwargs`` are the fields of the config it returns. Backbones without
-        the method, and a hook that returns its config unchanged, give ``self``. ``self`` is never modified.
+        demonstrations' peak frequencies) gets ``data`` and the control period (seconds per frame).
         """
-        backbone = make_backbone_config(self.backbone, d_model=self.d_model, **self.backbone_kwargs)
-        if not hasattr(backbone, "fit_to_data"):
-            return self
         arrays = (t.detach().cpu().numpy() for t in (data.observations, data.actions, data.ep_from, data.ep_to))
-        fitted = backbone.fit_to_data(*arrays, control_period)
+        return self._fit_backbone("fit_to_data", *arrays, control_period)
+
+    def fit_to_task(self, control_period: float, memory_horizon: int | None) -> PolicyConfig:
+        """This config prepared for the task by the backbone, before the policy is built: a backbone config class
+        with a ``fit_to_task(control_period, memory_horizon) -> config`` method sees the control period (seconds
+        per step) and the task's memory horizon (``env.unwrapped.memory_horizon``: the longest lag, in steps,
+        between an observation and the action that needs it; None when the task declares none). LinOSS stretches
+        its slowest decay to the horizon, the Transformer its context (their ``fit_to_task`` docstrings)."""
+        return self._fit_backbone("fit_to_task", control_period, memory_horizon)
+
+    def _fit_backbone(self, hook: str, *args) -> PolicyConfig:
+        """The result of the backbone config's ``hook(*args)`` as a new PolicyConfig whose ``backbone_kwargs``
+        are the returned config's fields; ``self`` when the backbone has no such hook or returns its config
+        unchanged (so a checkpoint's config.json lists only what the user set). ``self`` is never modified."""
+        backbone = make_backbone_config(self.backbone, d_model=self.d_model, **self.backbone_kwargs)
+        fitted = getattr(backbone, hook)(*args) if hasattr(backbone, hook) else backbone
         if fitted is backbone:
             return self
         kwargs = {k: v for k, v in dataclasses.asdict(fitted).items() if k != "d_model"}
@@ -176,7 +191,10 @@ class SequencePolicy(nn.Module):
 
     def reset(self, batch_size: int = 1) -> None:
         """Start new episodes in ``batch_size`` environments (zero recurrent state)."""
-        self._state = self.initial_state(batch_size)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
+            raise ValueError(f"reset(batch_size={batch_size!r}): batch_size is the number of environments stepped "
+                             "together; pass a positive integer, e.g. reset(1)")  # fmt: skip
+        self._state = self.initial_state(int(batch_size))
 
     def reset_where(self, done: Tensor | np.ndarray) -> None:
         """Zero the state of the environments whose episode ended (done (B,) bool); keep the others."""
@@ -253,6 +271,7 @@ class SequencePolicy(nn.Module):
         except (SafetensorError, OSError) as e:
             raise ValueError(f"checkpoint weights {directory / WEIGHTS_NAME} are missing or corrupt ({e}); "
                              "re-save the checkpoint or load another one (e.g. the run's last/ instead of best/)") from e  # fmt: skip
+        check_finite(tensors, f"checkpoint weights {directory / WEIGHTS_NAME}")
         missing, unexpected = policy.load_state_dict(tensors, strict=False)
         if missing or unexpected:
             raise ValueError(f"checkpoint {directory} does not match its config.json: missing {missing}, "
@@ -264,8 +283,10 @@ def read_checkpoint_config(directory: Path) -> dict:
     """``config.json`` of a checkpoint directory, with errors that say what to do."""
     path = Path(directory) / CONFIG_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"no policy checkpoint at {directory} (missing {CONFIG_NAME}); "
-                                "pass the directory written by save_pretrained, e.g. RUN_DIR/checkpoints/best")  # fmt: skip
+        inside = [c for c in (Path(directory) / "checkpoints" / "best", Path(directory) / "best") if c.is_dir()]
+        fix = (f"{directory} is a run directory: pass its checkpoint, {inside[0]} (or the last/ beside it)" if inside
+               else "pass the directory written by save_pretrained, e.g. RUN_DIR/checkpoints/best")  # fmt: skip
+        raise FileNotFoundError(f"no policy checkpoint at {directory} (missing {CONFIG_NAME}); {fix}")
     try:
         config = json.loads(path.read_text())
     except json.JSONDecodeError as e:
@@ -273,6 +294,17 @@ def read_checkpoint_config(directory: Path) -> dict:
     if config.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path} has format_version {config.get('format_version')}, this Cadence reads {FORMAT_VERSION}")
     return config
+
+
+def check_finite(tensors: dict[str, Tensor], what: str) -> None:
+    """Refuse weights (a state dict) that hold a NaN or an inf, naming the tensors: a policy with them emits
+    non-finite actions (a diverged training run, or a corrupt file)."""
+    bad = [k for k, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise ValueError(f"{what} hold NaN or inf in {len(bad)} tensor(s) ({', '.join(bad[:3])}"
+                         f"{', ...' if len(bad) > 3 else ''}): the training diverged or the file is corrupt; "
+                         "load an earlier checkpoint (e.g. RUN_DIR/checkpoints/best) or retrain with a lower "
+                         "algo.lr")  # fmt: skip
 
 
 def _jsonable(o):
@@ -297,6 +329,13 @@ def size_to_budget(cfg: PolicyConfig, obs_dim: int, act_dim: int, budget: int, c
             return count_params(SequencePolicy(trial, obs_dim, act_dim, [-1.0] * act_dim, [1.0] * act_dim,
                                                control_period or 0.02))  # fmt: skip
 
+    smallest = count(step)
+    if budget < smallest:
+        raise ValueError(f"policy.param_budget={budget:,} is below the smallest policy this config builds: "
+                         f"{smallest:,} parameters at d_model={step} ({cfg.backbone}, encoder_layers="
+                         f"{cfg.encoder_layers}, {obs_dim}-dim observations, {act_dim}-dim actions); set "
+                         f"policy.param_budget to at least {smallest}, or shrink the backbone "
+                         "(policy.backbone_kwargs)")  # fmt: skip
     lo, hi = step, step
     while count(hi) < budget:  # parameter count grows with width: bracket, then bisect
         lo, hi = hi, hi * 2
@@ -313,8 +352,13 @@ def make_policy(cfg: PolicyConfig | dict, obs_space, action_space, control_perio
     """Build a policy for Gymnasium Box spaces; ``cfg.param_budget`` sizes ``d_model`` first."""
     if not isinstance(cfg, PolicyConfig):
         cfg = PolicyConfig(**cfg)
+    for kind, space in (("observation", obs_space), ("action", action_space)):
+        if not isinstance(space, Box):
+            raise ValueError(f"make_policy takes Box (continuous vector) spaces; the {kind} space is {space}: "
+                             "wrap the env to give Box observations and actions (a policy outputs continuous "
+                             "actions)")  # fmt: skip
     obs_dim, act_dim = int(np.prod(obs_space.shape)), int(np.prod(action_space.shape))
-    if cfg.param_budget:
+    if cfg.param_budget is not None:
         cfg = size_to_budget(cfg, obs_dim, act_dim, cfg.param_budget, control_period)
     return SequencePolicy(cfg, obs_dim, act_dim, action_space.low, action_space.high, control_period)
 

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import logging
 
-import hydra
-import numpy as np
 from omegaconf import DictConfig
 
-from cadence.datasets import collect_dataset
+from cadence.scripts.cli import command
 
 log = logging.getLogger("cadence.collect")
+DISK_FULL = ("the committed parts are kept (the unfinished one is rolled back on the next run); free some space "
+             "and run the same command again to continue")  # fmt: skip
 
 
 def summary(meta: dict, out: str) -> str:
+    import numpy as np
+
     returns, clean = np.asarray(meta["episode_returns"]), np.asarray(meta["clean_expert_returns"])
     lines = [f"{meta['env']['name']} ({meta['env']['id']}), expert {meta['expert']}, noise {meta['noise']}",
              f"episodes {meta['episodes']}, frames {meta['frames']}",
@@ -30,8 +32,10 @@ def summary(meta: dict, out: str) -> str:
     return "\n".join(lines)
 
 
-@hydra.main(config_path="../configs", config_name="collect", version_base=None)
+@command("cadence-collect", "collect", disk_full=DISK_FULL)
 def main(cfg: DictConfig) -> None:
+    from cadence.datasets import collect_dataset
+
     meta = collect_dataset(cfg.env, cfg.expert, cfg.episodes, cfg.out, noise=cfg.noise, seed=cfg.seed,
                            part_episodes=cfg.part_episodes, reference_episodes=cfg.reference_episodes)  # fmt: skip
     print(summary(meta, cfg.out))

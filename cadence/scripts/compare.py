@@ -14,26 +14,26 @@ from __future__ import annotations
 import logging
 import sys
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from cadence.comparison import run_compare
 from cadence.perf import configure_allocator
+from cadence.scripts.cli import command
+
+DISK_FULL = "finished cells are kept; free some space and run the same command again to continue"
 
 
-@hydra.main(config_path="../configs", config_name="compare", version_base=None)
+@command("cadence-compare", "compare", disk_full=DISK_FULL)
 def main(cfg: DictConfig) -> None:
+    from cadence.comparison import run_compare
+
     configure_allocator()
     logging.basicConfig(level=logging.INFO)
     hc = HydraConfig.get()
     launcher = None
     if hc.runtime.choices.get("hydra/launcher", "basic") != "basic":  # cells as a multirun of that launcher
         launcher = [o for o in hc.overrides.hydra if o.startswith(("hydra/launcher=", "hydra.launcher."))]
-    try:
-        run_compare(cfg, sys.argv[1:], launcher, hc.runtime.choices["profile"])
-    except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(f"cadence-compare: error: {e}") from None
+    run_compare(cfg, sys.argv[1:], launcher, hc.runtime.choices["profile"])
 
 
 if __name__ == "__main__":

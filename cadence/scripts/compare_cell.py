@@ -12,24 +12,22 @@ from __future__ import annotations
 
 import logging
 
-import hydra
 from omegaconf import DictConfig
 
-from cadence.comparison import Cell, run_grid_cell
 from cadence.perf import configure_allocator
+from cadence.scripts.cli import command
 
 log = logging.getLogger("cadence.compare_cell")
 
 
-@hydra.main(config_path="../configs", config_name="compare", version_base=None)
+@command("compare_cell", "compare", disk_full="finished cells are kept; free some space and run the job again")
 def main(cfg: DictConfig) -> float:
-    configure_allocator()
     if cfg.cell is None:
-        raise SystemExit("compare_cell: error: name the cell, e.g. cell=invertedpendulum_p/linoss/0 (TASK/ARM/SEED)")
-    try:
-        result = run_grid_cell(cfg, Cell.parse(cfg.cell))
-    except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(f"compare_cell: error: {e}") from None
+        raise ValueError("name the cell, e.g. cell=invertedpendulum_p/linoss/0 (TASK/ARM/SEED)")
+    from cadence.comparison import Cell, run_grid_cell
+
+    configure_allocator()
+    result = run_grid_cell(cfg, Cell.parse(cfg.cell))
     log.info("%s: normalized score %.1f", cfg.cell, result["normalized_score"])
     return result["normalized_score"]
 

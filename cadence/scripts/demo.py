@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import logging
 
-import hydra
 from omegaconf import DictConfig
 
-from cadence.comparison import run_demo
 from cadence.perf import configure_allocator
+from cadence.scripts.cli import command
 
 
-@hydra.main(config_path="../configs", config_name="demo", version_base=None)
+@command("cadence-demo", "demo", disk_full="finished backbones are kept; free some space and run the same command "
+         "again to continue")  # fmt: skip
 def main(cfg: DictConfig) -> None:
+    from cadence.comparison import run_demo
+
     configure_allocator()
     logging.basicConfig(level=logging.INFO)
-    try:
-        run_demo(cfg)
-    except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(f"cadence-demo: error: {e}") from None
+    run_demo(cfg)
 
 
 if __name__ == "__main__":

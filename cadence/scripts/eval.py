@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import json
 
-import hydra
 from omegaconf import DictConfig
 
-from cadence.evaluation import evaluate_checkpoint
+from cadence.scripts.cli import command
 
 
-@hydra.main(config_path="../configs", config_name="eval", version_base=None)
+@command("cadence-eval", "eval", disk_full="no results were written; free some space and run the command again")
 def main(cfg: DictConfig) -> None:
+    from cadence.evaluation import evaluate_checkpoint
+
     result, path = evaluate_checkpoint(cfg.checkpoint, cfg.get("env"), cfg.episodes, cfg.num_envs, cfg.seed,
                                        cfg.asynchronous, cfg.device, cfg.video, cfg.out)  # fmt: skip
     env = json.loads(path.read_text())["env"]

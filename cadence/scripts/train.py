@@ -2,8 +2,8 @@
 
 A thin Hydra wrapper around :func:`cadence.training.train` (``train_bc`` / ``train_ppo``).
 
-The run directory (``run_dir``, default ``runs/ALGO/ENV/POLICY/seedS``) holds the resolved config
-(``.hydra/``), TensorBoard logs (``tb/``), checkpoints (``checkpoints/{best,last}``; BC also keeps the
+The run directory (``run_dir``, default ``runs/ALGO/ENV/POLICY/seedS``) holds the config (``.hydra/``,
+written once the launch has passed every check: a refused launch changes nothing), TensorBoard logs (``tb/``), checkpoints (``checkpoints/{best,last}``; BC also keeps the
 policy as initialized in ``checkpoints/init`` for ``cadence-inspect``) and the final
 evaluation (``eval.json``). ``resume=true`` continues ``checkpoints/last`` exactly; starting over a
 run directory that already has checkpoints is refused, so nothing is overwritten by accident.
@@ -14,23 +14,44 @@ Data parallel on N processes (gloo on CPU, NCCL with ``device=cuda``, one GPU ea
 
 from __future__ import annotations
 
-import hydra
-from omegaconf import DictConfig
+from pathlib import Path
 
-from cadence.perf import configure_allocator
-from cadence.training import train
-from cadence.training.distributed import Distributed, close_distributed, init_distributed
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from cadence.scripts.cli import command
+
+DISK_FULL = ("checkpoints/last (the latest save) is kept; free some space and run the same command with "
+             "resume=true to continue from it")  # fmt: skip
 
 
-@hydra.main(config_path="../configs", config_name="train", version_base=None)
+def record_launch(cfg: DictConfig) -> Path:
+    """Write what Hydra writes into the run directory (``.hydra/config.yaml``, ``hydra.yaml``, ``overrides.yaml``)
+    once the launch has passed every check (``train.yaml`` sets ``hydra.output_subdir: null``), so that a refused
+    launch leaves the record of the run it was refused from as it was."""
+    hydra_cfg = HydraConfig.instance().cfg
+    out = Path(hydra_cfg.hydra.runtime.output_dir) / ".hydra"
+    out.mkdir(parents=True, exist_ok=True)
+    for name, node in (("config", cfg), ("hydra", hydra_cfg), ("overrides", hydra_cfg.hydra.overrides.task)):
+        OmegaConf.save(node, out / f"{name}.yaml")
+    return out
+
+
+@command("cadence-train", "train", disk_full=DISK_FULL)
 def main(cfg: DictConfig) -> None:
+    from cadence.perf import configure_allocator
+    from cadence.training import train
+    from cadence.training.distributed import Distributed, close_distributed, init_distributed
+    from cadence.training.run import check_config
+
     configure_allocator()
     try:
         cfg.device = init_distributed(cfg.device)  # under torchrun: join the group, cuda -> cuda:LOCAL_RANK
         main_rank = Distributed.current().is_main
+        check_config(cfg)
+        if main_rank:
+            record_launch(cfg)
         result = train(cfg)
-    except (ValueError, FileNotFoundError) as e:  # configuration and data problems: one line, with the fix
-        raise SystemExit(f"cadence-train: error: {e}") from None
     finally:
         close_distributed()
     if main_rank:

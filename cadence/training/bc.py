@@ -2,17 +2,24 @@
 
 Symbols: B windows per batch, L window length, O observation dim, A action dim.
 
-Batches come from an in-memory copy of the dataset (:class:`cadence.datasets.Demonstrations`) in one of two ways:
+Batches come from an in-memory copy of the dataset (:class:`cadence.datasets.Demonstrations`) in one of
+three ways (``batches``):
 
-* truncated BPTT (``tbptt: true``, the default): B streams each walk through episodes in order, L
-  steps per batch, and the backbone state is carried (detached) from one batch to the next; a stream
-  that finishes an episode continues with a random new one, marked by ``resets`` inside the window —
-  the resettable scan every backbone implements. Policies are deployed over whole episodes, so this
-  trains them on the states they will meet: on InvertedPendulum-P with 16-step windows, LinOSS
-  scored 47 from zero-state windows and 100 with TBPTT (``docs/results.md``).
-* random windows (``tbptt: false``): each batch holds B windows [t, t + L) starting at uniformly
-  drawn frames (every frame is an anchor, as in LeRobot); steps past the episode's end are padding,
-  masked out of the loss; every window starts from the zero state.
+* ``streams``, truncated BPTT: B streams each walk through episodes in order, L steps per batch, and the
+  backbone state is carried (detached) from one batch to the next; a stream that finishes an episode
+  continues with a random new one, marked by ``resets`` inside the window — the resettable scan every
+  backbone implements. Policies are deployed over whole episodes, so this trains them on the states they
+  will meet: on InvertedPendulum-P with 16-step windows, LinOSS scored 47 from zero-state windows and 100
+  with TBPTT (``docs/results.md``). No gradient crosses a window boundary, though.
+* ``windows``: each batch holds B windows [t, t + L) starting at uniformly drawn frames (every frame is an
+  anchor, as in LeRobot); steps past the episode's end are padding, masked out of the loss; every window
+  starts from the zero state.
+* ``episodes``, whole-sequence training: each batch holds B episodes drawn uniformly, from their first
+  frame, L steps long (``window: null``: the longest episode), padding masked; the gradient reaches from
+  the last action back to the first observation, which is what links a cue to an action D steps later.
+* ``auto`` (the default): ``episodes`` on a task that declares a memory horizon longer than ``window``
+  (``env.unwrapped.memory_horizon``, e.g. the cue → delay task), else ``streams``; resolved by the run
+  layer (:func:`resolve_batches`).
 
 Loss: MSE between the head output and the normalized expert action (``loss: mse``), or the
 negative log-likelihood of a gaussian head (``loss: nll``). AdamW (:mod:`.optim`: matrices decayed, the
@@ -36,8 +43,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -56,16 +64,32 @@ from .tensorboard import Scalars
 log = logging.getLogger(__name__)
 
 
+BATCHES = ("auto", "streams", "windows", "episodes")
+PROBE_STEPS = 3
+"""Gradient steps (after the first) over which ``time_budget_s`` measures the cost of a step."""
+
+
+class OutOfBudget(RuntimeError):
+    """A run whose measured cost per gradient step would take it past its time budget."""
+
+    def __init__(self, s_per_step: float, steps: int, budget_s: float):
+        super().__init__(f"{steps} steps at {s_per_step:.3g} s/step would take {steps * s_per_step:.0f} s, over the "
+                         f"{budget_s:.0f} s budget (algo.time_budget_s)")  # fmt: skip
+        self.s_per_step, self.steps, self.budget_s = s_per_step, steps, budget_s
+
+
 @dataclass
 class BCConfig:
     """Behavior-cloning hyperparameters (``cadence/configs/algo/bc.yaml``)."""
+
+    RENAMED: ClassVar[dict[str, str]] = {"tbptt": "batches"}  # tbptt=true: batches=streams; false: windows
 
     steps: int = 3000
     """Gradient steps."""
     batch_size: int = 64
     """Windows (or streams) per batch."""
-    window: int = 32
-    """L, steps per window."""
+    window: int | None = 32
+    """L, steps per window (``batches: episodes``: at most; null: the longest episode)."""
     lr: float = 1e-3
     """Peak learning rate."""
     recurrence_lr_factor: float = 1.0
@@ -78,8 +102,8 @@ class BCConfig:
     """Max global gradient norm."""
     ema_decay: float | None = None
     """EMA of the weights (e.g. 0.999); None disables it."""
-    tbptt: bool = True
-    """Carry the backbone state between consecutive windows of each episode (module docstring)."""
+    batches: str = "auto"
+    """How batches are drawn: "streams" (TBPTT), "windows", "episodes" or "auto" (module docstring)."""
     loss: str = "mse"
     """"mse" or "nll" (needs policy.head: gaussian)."""
     eval_every: int = 1000
@@ -94,13 +118,37 @@ class BCConfig:
     """Gradient steps between writes of checkpoints/last (the resume point); also written at every evaluation."""
     log_every: int = 50
     """Gradient steps between TensorBoard scalars."""
+    time_budget_s: float | None = None
+    """Give up early on a run that cannot fit: after gradient steps 2–4, if their seconds per step × ``steps``
+    exceeds this, stop with :class:`OutOfBudget` (the comparison records the cell as out of budget); None: no limit."""
 
     def __post_init__(self):
         if self.loss not in ("mse", "nll"):
             raise ValueError(f"loss {self.loss!r} is not 'mse' or 'nll'")
+        if self.batches not in BATCHES:
+            raise ValueError(f"algo.batches {self.batches!r} is not one of {BATCHES}")
+        if self.window is None and self.batches != "episodes":
+            raise ValueError("algo.window=null (whole episodes) needs algo.batches=episodes")
         for name in ("steps", "batch_size", "window", "eval_episodes", "eval_envs", "save_every", "log_every"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"algo.{name} must be >= 1, got {getattr(self, name)}")
+
+
+def resolve_batches(cfg: BCConfig, memory_horizon: int | None = None) -> BCConfig:
+    """``batches: auto`` made concrete: whole episodes when the task declares a memory horizon (steps) longer
+    than one window, else TBPTT streams; any other value is kept."""
+    if cfg.batches != "auto":
+        return cfg
+    long_memory = memory_horizon is not None and (cfg.window is None or memory_horizon >= cfg.window)
+    return replace(cfg, batches="episodes" if long_memory else "streams", window=None if long_memory else cfg.window)
+
+
+def batch_length(cfg: BCConfig, data: Demonstrations) -> int:
+    """L, the time steps of one batch: ``window``, or for whole episodes the longest episode (at most ``window``)."""
+    if cfg.batches != "episodes":
+        return cfg.window
+    longest = int((data.ep_to - data.ep_from).max())
+    return longest if cfg.window is None else min(cfg.window, longest)
 
 
 def masked_loss(policy: SequencePolicy, mean: Tensor, actions: Tensor, valid: Tensor, kind: str,
@@ -136,6 +184,7 @@ class BCTrainer:
     def __init__(self, policy: SequencePolicy, data: Demonstrations, cfg: BCConfig, run_dir: str | Path,
                  evaluate_fn: Callable[[SequencePolicy], dict] | None = None, seed: int = 0,
                  device: str | torch.device = "cpu", run_info: dict | None = None):  # fmt: skip
+        cfg = resolve_batches(cfg)
         self.cfg, self.run_dir, self.evaluate_fn, self.device = cfg, Path(run_dir), evaluate_fn, torch.device(device)
         self.seed, self.dist = seed, Distributed.current()
         if cfg.loss == "nll" and policy.head.log_std is None:
@@ -155,7 +204,8 @@ class BCTrainer:
         self.opt = torch.optim.AdamW(groups, lr=cfg.lr)
         self.sched = scheduler(self.opt, cfg.warmup_steps, cfg.steps)
         self.ema = AveragedModel(policy, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay)) if cfg.ema_decay else None
-        self.streams = EpisodeStreams(self.data, cfg.batch_size, self.gen) if cfg.tbptt else None
+        self.streams = EpisodeStreams(self.data, cfg.batch_size, self.gen) if cfg.batches == "streams" else None
+        self.window = batch_length(cfg, data)
         self.carried: State | None = None
         self.ckpt = Checkpoints(self.run_dir, run_info, self.dist.is_main)
         self.step, self.history = 0, []
@@ -213,9 +263,10 @@ class BCTrainer:
         """This rank's rows of the global batch: (obs, actions, valid, resets or None, state or None)."""
         c = self.cfg
         if self.streams is None:
-            obs, act, valid = self.data.sample_windows(c.batch_size, c.window, self.gen)
+            sample = self.data.sample_episodes if c.batches == "episodes" else self.data.sample_windows
+            obs, act, valid = sample(c.batch_size, self.window, self.gen)
             return self._local(obs), self._local(act), self._local(valid), None, None
-        obs, act, valid, resets = (self._local(x) for x in self.streams.next(c.window))
+        obs, act, valid, resets = (self._local(x) for x in self.streams.next(self.window))
         state = self.carried or self.policy.initial_state(len(obs))
         return obs, act, valid, resets, state
 
@@ -247,6 +298,18 @@ class BCTrainer:
         self.ckpt.record(result, policy, self.step, self.history)
         return result
 
+    def _check_budget(self) -> None:
+        """With ``time_budget_s``: after the probe steps, raise :class:`OutOfBudget` if the run would not fit."""
+        c = self.cfg
+        if c.time_budget_s is None:
+            return
+        if self.step == 1:
+            self._probe_start = self.train_s  # the first step pays for compilation and allocation
+        elif self.step == 1 + PROBE_STEPS and hasattr(self, "_probe_start"):
+            s_per_step = self.dist.broadcast((self.train_s - self._probe_start) / PROBE_STEPS)  # rank 0 decides
+            if s_per_step * c.steps > c.time_budget_s:
+                raise OutOfBudget(s_per_step, c.steps, c.time_budget_s)
+
     def fit(self) -> dict:
         """Train to ``cfg.steps``, evaluating and checkpointing; returns the last evaluation (or {})."""
         c, main = self.cfg, self.dist.is_main
@@ -260,7 +323,8 @@ class BCTrainer:
                 t_step = time.perf_counter()
                 m = self.train_step()
                 self.train_s += time.perf_counter() - t_step
-                samples += c.batch_size * c.window  # the global batch
+                self._check_budget()
+                samples += c.batch_size * self.window  # the global batch
                 if main and (self.step % c.log_every == 0 or self.step == c.steps):
                     scalars.train(m | {"samples_per_s": samples / (time.perf_counter() - t0)}, self.step)
                     samples, t0 = 0, time.perf_counter()

@@ -21,16 +21,47 @@ import math
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 from ..policies import SequencePolicy
+from ..policies.policy import read_checkpoint_config
 
 STATE_FILE = "training_state.pt"
 
 
-def check_run_dir(run_dir: Path, resume: bool) -> None:
-    """Refuse to start over a run directory that already holds checkpoints, unless resuming."""
-    if (Path(run_dir) / "checkpoints" / "last").exists() and not resume:
+def check_run_dir(run_dir: Path, resume: bool, policy: dict | None = None) -> None:
+    """Refuse to start over a run directory that already holds checkpoints, unless resuming, and to resume it
+    with another policy than its own: ``policy`` (the launch's ``policy`` section) must name the backbone of
+    ``checkpoints/last`` and agree with the run's record ``.hydra/config.yaml``, where there is one, on every
+    setting both have."""
+    last = Path(run_dir) / "checkpoints" / "last"
+    if not last.exists():
+        return
+    if not resume:
         raise ValueError(f"{run_dir} already holds a run; pass resume=true to continue it or run_dir=NEW_DIR to start another")
+    if policy is None:
+        return
+    backbone = read_checkpoint_config(last)["policy"]["backbone"]
+    if policy.get("backbone") != backbone:
+        raise ValueError(f"{run_dir} is a {backbone} run; pass policy={backbone} to resume it, or run_dir=NEW_DIR "
+                         f"to train {policy.get('backbone')}")  # fmt: skip
+    record = Path(run_dir) / ".hydra" / "config.yaml"
+    ran = OmegaConf.to_container(OmegaConf.load(record), resolve=True).get("policy") if record.is_file() else None
+    ran = _leaves(ran or {})
+    other = {k: (ran[k], v) for k, v in _leaves(policy).items() if k in ran and ran[k] != v}
+    if other:
+        key, (was, now) = next(iter(other.items()))
+        raise ValueError(f"{run_dir} was trained with policy.{key}={was} ({record}), this launch has {now}; "
+                         f"resume with the run's settings (policy.{key}={was}), or run_dir=NEW_DIR to train "
+                         "these")  # fmt: skip
+
+
+def _leaves(tree: dict, prefix: str = "") -> dict:
+    """A nested dict as {"a.b": value}."""
+    flat = {}
+    for k, v in tree.items():
+        flat |= _leaves(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v}
+    return flat
 
 
 class Checkpoints:

@@ -6,8 +6,9 @@ own): ``algo``, ``policy``, ``env``, ``seed``, ``device``, ``dataset``, ``resume
 every path through Cadence trains the same way.
 
 One call: refuse a run directory that would be overwritten (:mod:`.checkpoint`) → build the env and, for
-BC, read the demonstrations (:mod:`cadence.datasets`) → let the backbone prepare its config from the data
-(``PolicyConfig.fit_to_data``, e.g. the LinOSS data init) → build the policy → the algorithm's trainer
+BC, read the demonstrations (:mod:`cadence.datasets`) → let the backbone prepare its config for the task and
+from the data (``PolicyConfig.fit_to_task``: the task's memory horizon, e.g. LinOSS's τ_max rule and the
+Transformer's context; ``PolicyConfig.fit_to_data``, e.g. the LinOSS data init) → build the policy → the algorithm's trainer
 (:mod:`.bc`, :mod:`.ppo`) → ``fit`` (evaluations pick ``checkpoints/best`` by ``EvalResult.score``) →
 ``RUN_DIR/eval.json``.
 """
@@ -22,12 +23,12 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..configs import to_dataclass
+from ..configs import check_device, to_dataclass
 from ..datasets import load_demonstrations
 from ..envs import make_env
 from ..evaluation import evaluate
 from ..policies import PolicyConfig, SequencePolicy, count_params, make_policy
-from .bc import BCConfig, BCTrainer
+from .bc import BCConfig, BCTrainer, resolve_batches
 from .checkpoint import check_run_dir
 from .distributed import Distributed
 from .ppo import PPOConfig, PPOTrainer
@@ -35,6 +36,11 @@ from .ppo import PPOConfig, PPOTrainer
 log = logging.getLogger(__name__)
 EVAL_SEED = 10_000
 """Evaluation episodes during training are seeded from ``EVAL_SEED + seed``."""
+
+
+def memory_horizon(env) -> int | None:
+    """The task's memory horizon in steps (``env.unwrapped.memory_horizon``), None when it declares none."""
+    return getattr(env.unwrapped, "memory_horizon", None)
 
 
 def build_policy(pcfg: PolicyConfig, env, stats: dict | None = None) -> SequencePolicy:
@@ -52,18 +58,31 @@ def _finish(cfg: DictConfig, result: dict) -> dict:
     return result
 
 
-def train_bc(cfg: DictConfig) -> dict:
-    """Behavior cloning on ``cfg.dataset``; returns the final evaluation (``score``, ``history``, ...)."""
-    if cfg.dataset is None:
+def check_config(cfg: DictConfig) -> tuple[BCConfig | PPOConfig, PolicyConfig]:
+    """``cfg``'s algorithm and policy configs, after every check that refuses a launch, all made before anything
+    is written: the keys, types and values of ``algo`` and ``policy``, the device, BC's dataset, and the run
+    directory (:func:`.checkpoint.check_run_dir`: neither overwritten nor resumed with another policy)."""
+    if cfg.algo.name not in ALGOS:
+        raise ValueError(f"algo {cfg.algo.name!r} is not available; choose algo=bc or algo=ppo")
+    if cfg.algo.name == "bc" and cfg.dataset is None:
         raise ValueError("algo=bc needs dataset=DIR, a LeRobot dataset written by "
                          "`cadence-collect env=... expert=... out=DIR`")  # fmt: skip
-    algo = to_dataclass(BCConfig, cfg.algo, "algo")
+    algo = to_dataclass(ALGOS[cfg.algo.name], cfg.algo, "algo")
     pcfg = to_dataclass(PolicyConfig, cfg.policy, "policy")
+    check_device(cfg.device)
+    check_run_dir(Path(cfg.run_dir), cfg.resume, OmegaConf.to_container(cfg.policy, resolve=True))
+    return algo, pcfg
+
+
+def train_bc(cfg: DictConfig) -> dict:
+    """Behavior cloning on ``cfg.dataset``; returns the final evaluation (``score``, ``history``, ...)."""
+    algo, pcfg = check_config(cfg)
     run_dir = Path(cfg.run_dir)
-    check_run_dir(run_dir, cfg.resume)
     env = make_env(cfg.env)
+    horizon = memory_horizon(env)
+    algo = resolve_batches(algo, horizon)  # batches=auto: whole episodes on a long-memory task
     demos = load_demonstrations(cfg.dataset, env)
-    pcfg = pcfg.fit_to_data(demos.data, env.unwrapped.dt)  # e.g. LinOSS init=data: the demonstrations' peaks
+    pcfg = pcfg.fit_to_task(env.unwrapped.dt, horizon).fit_to_data(demos.data, env.unwrapped.dt)
     torch.manual_seed(cfg.seed)
     policy = build_policy(pcfg, env, demos.stats)
     env.close()
@@ -75,7 +94,7 @@ def train_bc(cfg: DictConfig) -> dict:
                         reference=reference).to_dict()  # fmt: skip
 
     run_info = {"env": OmegaConf.to_container(cfg.env, resolve=True), "reference": reference,
-                "dataset": str(cfg.dataset), "params": count_params(policy)}  # fmt: skip
+                "dataset": str(cfg.dataset), "params": count_params(policy), "batches": algo.batches}  # fmt: skip
     trainer = BCTrainer(policy, demos.data, algo, run_dir, evaluate_fn, cfg.seed, cfg.device, run_info)
     if not (cfg.resume and trainer.ckpt.exists("init")):
         trainer.ckpt.save_policy("init", policy)  # the "before" of cadence-inspect
@@ -83,16 +102,16 @@ def train_bc(cfg: DictConfig) -> dict:
         log.info("resume=true but %s has no checkpoint yet; starting fresh", run_dir)
     log.info("training %s (%d parameters) on %s, %d frames", cfg.policy.name, count_params(policy), cfg.dataset,
              len(demos.data))  # fmt: skip
-    return _finish(cfg, trainer.fit() | {"params": count_params(policy), "history": trainer.history})
+    result = trainer.fit() | {"params": count_params(policy), "history": trainer.history, "window": trainer.window}
+    return _finish(cfg, result)
 
 
 def train_ppo(cfg: DictConfig) -> dict:
     """Recurrent PPO on ``cfg.env`` (``policy.head=gaussian``); returns the final evaluation."""
-    algo = to_dataclass(PPOConfig, cfg.algo, "algo")
-    pcfg = to_dataclass(PolicyConfig, cfg.policy, "policy")
+    algo, pcfg = check_config(cfg)
     run_dir = Path(cfg.run_dir)
-    check_run_dir(run_dir, cfg.resume)
     env = make_env(cfg.env)
+    pcfg = pcfg.fit_to_task(env.unwrapped.dt, memory_horizon(env))
     torch.manual_seed(cfg.seed)
     policy = build_policy(pcfg, env)
     env.close()
@@ -109,11 +128,11 @@ def train_ppo(cfg: DictConfig) -> dict:
     return _finish(cfg, result)
 
 
+ALGOS = {"bc": BCConfig, "ppo": PPOConfig}
 TRAINERS = {"bc": train_bc, "ppo": train_ppo}
 
 
 def train(cfg: DictConfig) -> dict:
-    """``train_bc`` or ``train_ppo`` by ``cfg.algo.name``."""
-    if cfg.algo.name not in TRAINERS:
-        raise ValueError(f"algo {cfg.algo.name!r} is not available; choose algo=bc or algo=ppo")
+    """``train_bc`` or ``train_ppo`` by ``cfg.algo.name`` (an unknown one is refused by :func:`check_config`)."""
+    check_config(cfg)
     return TRAINERS[cfg.algo.name](cfg)

@@ -8,8 +8,9 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from cadence.comparison import Cell, dataset_for, resolve_arms, run_cell, train_config
+from cadence.comparison import Cell, dataset_for, resolve_arms, run_cell, summarize, train_config
 from cadence.configs import compose
+from cadence.policies import SequencePolicy
 
 TASK = "invertedpendulum_p"
 
@@ -42,7 +43,7 @@ def test_arm_overrides_win_over_the_grid_settings_and_lr_names_set_the_rate(tmp_
     cfg = {name: train_config(Cell(TASK, name, 0), arm, tmp_path, tmp_path, 1000, grid.train)
            for name, arm in arms.items()}  # fmt: skip
     assert not GlobalHydra.instance().is_initialized()
-    assert grid.train.window == 16 and cfg["linoss_l64"].algo.window == 64 and cfg["linoss_l64"].algo.tbptt is False
+    assert grid.train.window == 16 and cfg["linoss_l64"].algo.window == 64 and cfg["linoss_l64"].algo.batches == "windows"
     assert cfg["linoss_ring@lr0.003"].algo.lr == 0.003 and cfg["gru"].algo.lr == grid.train.lr == 1e-3
     assert cfg["linoss_ring@lr0.003"].policy.backbone_kwargs.init.kind == "ring"
     assert cfg["gru"].run_dir == str(tmp_path / "runs" / TASK / "gru" / "seed0") and cfg["gru"].resume is True
@@ -53,3 +54,18 @@ def test_a_dataset_collected_with_other_settings_is_refused(dataset):
     assert dataset_for(TASK, out, OmegaConf.create({"episodes": 3, "noise": None}), 0) == dataset  # demo_noise 0.5
     with pytest.raises(ValueError, match="collected with noise 0.5, but the grid asks for 3 with noise 0.2"):
         dataset_for(TASK, out, OmegaConf.create({"episodes": 3, "noise": 0.2}), 0)
+
+
+def test_a_cell_that_cannot_fit_its_budget_is_recorded_with_its_cost(dataset, tmp_path):
+    """A cell whose measured s/step × steps exceeds ``train.time_budget_s`` is written as out of budget, with its
+    cost per step and peak memory, after the probe steps only; a re-run reads it back."""
+    out, (gru,) = dataset.parent.parent, resolve_arms(["gru"], {})
+    train = {"steps": 1000, "batch_size": 8, "window": 8, "eval_episodes": 2, "eval_envs": 1, "time_budget_s": 1e-3}
+    cell = Cell(TASK, "gru", 7)
+    r = run_cell(cell, gru, out, dataset, 20_000, train)
+    assert r["status"] == "out_of_budget" and r["s_per_step"] > 0 and r["peak_memory_mb"] >= 0
+    assert "normalized_score" not in r and "over the 0 s budget" in r["message"]
+    ckpts = out / "runs" / TASK / "gru" / "seed7" / "checkpoints"
+    assert SequencePolicy.from_pretrained(ckpts / "init").cfg.backbone == "gru" and not (ckpts / "last").exists()
+    assert run_cell(cell, gru, out, dataset, 20_000, train) == r
+    assert summarize([r])["cells"] == {}  # no score to aggregate

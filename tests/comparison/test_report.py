@@ -1,9 +1,16 @@
-"""The report built from cells: its tables (robustness, success rate), figures, and the one writer of
-``results.md``, ``summary.json`` and the PNGs."""
+"""The report built from cells: its tables (robustness, success rate), figures, the memory section (success vs
+horizon, cost, memory horizon; its tasks read from the grid config), and the one writer of ``results.md``,
+``summary.json`` and the PNGs."""
 
 import json
 
-from cadence.comparison import GRID_PLOTS, markdown, plot_curves, summarize, write_report
+import pytest
+
+from cadence.comparison import (GRID_PLOTS, MEMORY_ENVS, grid_plots, grid_text, markdown, memory_markdown,
+                                memory_summary, memory_tasks, plot_curves, plot_memory, summarize,
+                                write_report)  # fmt: skip
+from cadence.configs import compose
+from cadence.envs.registration import MEMORY_TASKS
 
 TASK = "invertedpendulum_p"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -38,3 +45,89 @@ def test_write_report_writes_text_statistics_and_figures_and_a_copy(cells, tmp_p
     assert sorted(p.name for p in out.iterdir()) == ["curves.png", "results.md", "scores.png", "summary.json"]
     assert sorted(p.name for p in copy.parent.iterdir()) == ["curves.png", "report.md", "scores.png"]
     assert all((folder / "scores.png").read_bytes()[:8] == PNG for folder in (out, copy.parent))
+
+
+def memory_cell(task, backbone, seed, success, **extra):
+    """A finished cell as ``run_cell`` writes it (the keys the report reads)."""
+    return {"task": task, "backbone": backbone, "seed": seed, "success_rate": success, "normalized_score": 50.0,
+            "train_s": 100.0, "latency_ms_p50": 0.5, "params": 1000, "samples_per_s": 10.0, "history": []} | extra
+
+
+OUT_OF_BUDGET = {"status": "out_of_budget", "s_per_step": 2.5, "peak_memory_mb": 12000.0}
+MEMORY = {f"mr_d{d}": ("memory_reacher", d) for d in (16, 256, 4096)} | {f"dt_k{k}": ("delayed_tracking", k)
+                                                                          for k in (1, 4)}  # fmt: skip
+LEVELS = {"memory_reacher": (0.25, 1.0), "delayed_tracking": (0.0, 1.0)}
+
+
+def memory_results() -> list[dict]:
+    """linoss falls from 100% at D = 16 to 50% at 256 and chance at 4096; the transformer holds 90% at 256 and is
+    out of budget at 4096; on tracking, gru is below the threshold at k = 1 and one of its k = 4 seeds is out of
+    budget; and one cell of a task that is not a memory task."""
+    linoss = [memory_cell(f"mr_d{d}", "linoss", s, x, s_per_step=0.05, peak_memory_mb=300.0)
+              for d, x in ((16, 1.0), (256, 0.5), (4096, 0.25)) for s in (0, 1)]  # fmt: skip
+    transformer = [memory_cell("mr_d16", "transformer", s, 1.0) for s in (0, 1)] + [
+        memory_cell("mr_d256", "transformer", 0, 1.0), memory_cell("mr_d256", "transformer", 1, 0.8),
+        *({"task": "mr_d4096", "backbone": "transformer", "seed": s} | OUT_OF_BUDGET for s in (0, 1))]  # fmt: skip
+    gru = [memory_cell("dt_k1", "gru", 0, 0.4), memory_cell("dt_k4", "gru", 0, 0.2),
+           {"task": "dt_k4", "backbone": "gru", "seed": 1} | OUT_OF_BUDGET]  # fmt: skip
+    return [*linoss, *transformer, *gru, memory_cell(TASK, "linoss", 0, None)]
+
+
+def test_memory_section_tables_success_horizon_and_cost_with_out_of_budget_cells_shown():
+    text = memory_markdown(memory_summary(memory_results(), MEMORY, LEVELS))
+    reach, tracking = text.split("### memory_reacher")[1].split("### delayed_tracking")
+    assert "Memory horizon: the largest dial" in text and "Chance: the success of the best policy" in text
+    assert "(chance 25%, expert 100%, threshold 62.5%)" in reach
+    assert "(chance 0%, expert 100%, threshold 50%)" in tracking
+    assert "| backbone | 16 | 256 | 4096 | memory horizon |" in reach
+    # linoss: 100% at 16, 50% at 256 crosses 62.5% at (1 − 0.625) / 0.5 = 3/4 of log2 16 = 4 → 8: 2^7 = 128
+    assert "| linoss | 100% [100, 100] (n=2) | 50% [50, 50] (n=2) | 25% [25, 25] (n=2) | 128 |" in reach
+    assert ("| transformer | 100% [100, 100] (n=2) | 90% [80, 100] (n=2) | out of budget (2.5 s/step, 12,000 MB) | "
+            "≥ 256 |") in reach  # fmt: skip
+    assert "| linoss | 100 s, 0.05 s/step, 300 MB | 100 s, 0.05 s/step, 300 MB | 100 s, 0.05 s/step, 300 MB |" in reach
+    assert "| transformer | 100 s | 100 s | out of budget: 2.5 s/step, 12,000 MB |" in reach
+    assert "| gru | 40% [40, 40] (n=1) | 20% [20, 20] (n=1, 1 out of budget) | < 1 |" in tracking
+    assert "| gru | 100 s | 100 s |" in tracking and TASK not in text
+
+
+def test_memory_plot_and_grid_plots_write_memory_png_only_for_a_grid_with_memory_tasks(tmp_path):
+    memory = memory_summary(memory_results(), MEMORY, LEVELS)
+    assert plot_memory(memory, tmp_path / "memory.png").read_bytes()[:8] == PNG
+    assert [p.name for p in tmp_path.iterdir()] == ["memory.png"]  # written atomically: no temporary file left
+    assert grid_plots({}) == GRID_PLOTS and set(grid_plots(memory)) == {*GRID_PLOTS, "memory.png"}
+    grid_plots(memory)["memory.png"]({}, tmp_path / "again.png")
+    assert (tmp_path / "again.png").read_bytes()[:8] == PNG
+
+
+def test_grid_report_appends_the_memory_section_and_ranks_without_the_memory_tasks():
+    results = memory_results()
+    summary = summarize(results, unranked=MEMORY)
+    text = grid_text(compose("compare"), summary, [], "full", summary["tasks"], 60.0, "",
+                     memory_summary(results, MEMORY, LEVELS))  # fmt: skip
+    head, section = text.split("## Memory: success vs horizon")
+    assert "The IQM leaves out the memory tasks (dt_k1, dt_k4, mr_d16, mr_d256, mr_d4096)" in head
+    assert "| linoss | 50.0 [50.0, 50.0] | 1 |" in head  # the IQM of its one non-memory cell only
+    assert "| gru | – | 0 |" in head  # only memory tasks: not ranked
+    assert "| linoss | 100% [100, 100] (n=2) |" in section and section.endswith("![memory](memory.png)\n")
+    assert "Memory" not in grid_text(compose("compare"), summarize(results), [], "full", [], 60.0)
+
+
+def test_memory_tasks_come_from_the_composed_env_configs_of_the_grid():
+    variants = ["+variants.mr_d16={env: memory_reacher, kwargs: {delay_steps: 16}}",
+                "+variants.dt_k4={env: delayed_tracking, kwargs: {lag_steps: 4}}"]  # fmt: skip
+    cfg = compose("compare", ["tasks=[invertedpendulum_p,mr_d16,memory_reacher,dt_k4]", *variants])
+    memory, levels = memory_tasks(cfg)
+    assert memory == {"mr_d16": ("memory_reacher", 16), "memory_reacher": ("memory_reacher", 64),  # the default D
+                      "dt_k4": ("delayed_tracking", 4)}  # fmt: skip
+    assert levels == {"memory_reacher": (0.25, 1.0), "delayed_tracking": (0.0, 1.0)}
+    eight = "+variants.k8={env: memory_reacher, kwargs: {num_targets: 8, delay_steps: 16}}"
+    assert memory_tasks(compose("compare", ["tasks=[k8]", eight]))[1] == {"memory_reacher": (0.125, 1.0)}  # 1/K
+    with pytest.raises(ValueError, match="k8 gives memory_reacher other .* success levels"):
+        memory_tasks(compose("compare", ["tasks=[memory_reacher,k8]", eight]))
+    with pytest.raises(ValueError, match="memory_reacher and mr_d64 are both memory_reacher at delay_steps=64"):
+        memory_tasks(compose("compare", ["tasks=[memory_reacher,mr_d64]",
+                                         "+variants.mr_d64={env: memory_reacher, kwargs: {delay_steps: 64}}"]))
+
+
+def test_every_memory_task_id_has_its_dial_and_levels():
+    assert set(MEMORY_ENVS) == set(MEMORY_TASKS)

@@ -1,10 +1,11 @@
-"""The statistics of a comparison: the IQM, bootstrap CIs (plain and stratified by task), learning curves and
-the per-cell / per-backbone summary."""
+"""The statistics of a comparison: the IQM, bootstrap CIs (plain and stratified by task), learning curves,
+the per-cell / per-backbone summary, and the memory tasks' success vs horizon."""
 
 import numpy as np
 import pytest
 
-from cadence.comparison import bootstrap_ci, iqm, learning_curve, stratified_iqm_ci, summarize
+from cadence.comparison import (Horizon, bootstrap_ci, iqm, learning_curve, memory_horizon, memory_summary,
+                                stratified_iqm_ci, summarize)  # fmt: skip
 
 
 def test_iqm_drops_the_outer_quartiles():
@@ -27,10 +28,10 @@ def test_learning_curve_averages_the_evaluations_every_run_has():
     assert learning_curve(runs) == {"step": [10.0], "train_s": [1.5], "normalized_score": [25.0]}
 
 
-def test_summary_per_cell_and_per_backbone():
-    def run(task, backbone, seed, score, success=None):
-        return {"task": task, "backbone": backbone, "seed": seed, "normalized_score": score, "latency_ms_p50": 0.5,
-                "train_s": 10.0, "params": 1000, "samples_per_s": 100.0, "success_rate": success, "history": []}
+def run(task, backbone, seed, score, success=None):
+    return {"task": task, "backbone": backbone, "seed": seed, "normalized_score": score, "latency_ms_p50": 0.5,
+            "train_s": 10.0, "params": 1000, "samples_per_s": 100.0, "success_rate": success, "history": []}
+
 
     results = [run("b_task", "gru", 0, 50.0, 0.5), run("b_task", "gru", 1, 70.0, 1.0), run("a_task", "gru", 0, 90.0),
                run("a_task", "mlp", 0, 10.0)]  # fmt: skip
@@ -42,3 +43,62 @@ def test_summary_per_cell_and_per_backbone():
     assert ("b_task", "mlp") not in s["cells"]
     assert s["aggregate"]["gru"]["n"] == 3 and s["aggregate"]["gru"]["iqm"] == pytest.approx(70.0)
     assert s["aggregate"]["mlp"] == {"iqm": 10.0, "ci": (10.0, 10.0), "n": 1}
+
+
+def test_summary_ranks_only_the_tasks_that_are_not_unranked():
+    results = [run("a_task", "gru", 0, 90.0), run("mem", "gru", 0, 10.0, 0.25), run("mem", "mlp", 0, 80.0, 0.0)]
+    s = summarize(results, unranked={"mem", "not_in_the_grid"})
+    assert s["unranked"] == ["mem"] and s["cells"][("mem", "gru")]["success_rate"] == 0.25  # still tabulated
+    assert s["aggregate"]["gru"] == {"iqm": 90.0, "ci": (90.0, 90.0), "n": 1}  # the memory task's 10 left out
+    assert s["aggregate"]["mlp"]["n"] == 0 and np.isnan(s["aggregate"]["mlp"]["iqm"])  # nothing left to rank
+    assert summarize(results)["aggregate"]["gru"]["iqm"] == 50.0 and summarize(results)["unranked"] == []
+
+
+def test_memory_horizon_interpolates_in_log_dial_between_the_last_dial_above_and_the_first_below():
+    # threshold (0.25 + 1) / 2 = 0.625, crossed between 64 (0.9) and 256 (0.5): (0.9 − 0.625) / (0.9 − 0.5) =
+    # 0.6875 of the way from log2 64 = 6 to log2 256 = 8, i.e. 2^7.375 = 165.98
+    h = memory_horizon([16, 64, 256, 1024], [1.0, 0.9, 0.5, 0.2], chance=0.25, expert=1.0)
+    assert h.relation == "=" and h.dial == pytest.approx(2**7.375) and str(h) == "166"
+    assert memory_horizon([1024, 16, 256, 64], [0.2, 1.0, 0.5, 0.9], 0.25, 1.0) == h  # dials in any order
+    # tracking, chance 0 and expert 1: threshold 0.5, crossed (0.8 − 0.5) / 0.8 = 0.375 of the way from log2 1 = 0
+    # to log2 4 = 2: 2^0.75 = 1.68
+    tracking = memory_horizon([1, 4, 16], [0.8, 0.0, 0.0], chance=0.0, expert=1.0)
+    assert tracking.dial == pytest.approx(2**0.75) and str(tracking) == "1.68"
+
+
+def test_memory_horizon_bounds_the_first_crossing_and_skips_unmeasured_dials():
+    assert memory_horizon([16, 64, 256], [1.0, 0.9, 0.7], 0.25, 1.0) == Horizon("≥", 256.0)  # never below
+    assert str(memory_horizon([16, 64, 256], [1.0, 0.9, 0.7], 0.25, 1.0)) == "≥ 256"
+    assert memory_horizon([16, 64], [0.6, 1.0], 0.25, 1.0) == Horizon("<", 16.0)  # below at the smallest already
+    assert memory_horizon([16, 64, 256], [1.0, 0.625, 1.0], 0.25, 1.0).dial == pytest.approx(64.0)  # at: not above
+    # the first crossing counts, not a later recovery; an out-of-budget (NaN) dial is left out: 16 → 256 directly,
+    # (1 − 0.625) / (1 − 0.5) = 0.75 of log2 16 = 4 → 8: 2^7 = 128
+    assert memory_horizon([16, 64, 256, 1024], [1.0, np.nan, 0.5, 1.0], 0.25, 1.0).dial == pytest.approx(128.0)
+    assert memory_horizon([16, 64], [1.0, np.nan], 0.25, 1.0) == Horizon("≥", 16.0)  # the largest dial it trained
+    assert memory_horizon([16, 64], [np.nan, np.nan], 0.25, 1.0) is None
+
+
+def test_memory_summary_groups_cells_by_family_and_dial_and_keeps_out_of_budget_ones():
+    def cell(task, backbone, seed, success, **extra):
+        return {"task": task, "backbone": backbone, "seed": seed, "success_rate": success, "train_s": 100.0} | extra
+
+    oob = {"status": "out_of_budget", "s_per_step": 2.0, "peak_memory_mb": 9000.0}
+    results = [cell("d16", "gru", 0, 1.0, s_per_step=0.1), cell("d16", "gru", 1, 0.5, s_per_step=0.3),
+               cell("d256", "gru", 0, 0.25), {"task": "d256", "backbone": "gru", "seed": 1} | oob,
+               {"task": "d256", "backbone": "mlp", "seed": 0} | oob, cell("hopper", "gru", 0, None),
+               cell("k1", "gru", 0, 0.0)]  # fmt: skip
+    memory = {"d16": ("reach", 16), "d256": ("reach", 256), "k1": ("track", 1)}
+    m = memory_summary(results, memory, {"reach": (0.25, 1.0), "track": (0.0, 1.0)})
+    assert list(m) == ["reach", "track"] and m["reach"]["dials"] == [16, 256]  # hopper is not a memory task
+    assert m["reach"]["backbones"] == ["gru", "mlp"] and (m["reach"]["chance"], m["reach"]["expert"]) == (0.25, 1.0)
+    gru16, gru256, mlp256 = (m["reach"]["cells"][k] for k in (("gru", 16), ("gru", 256), ("mlp", 256)))
+    assert gru16["mean"] == 0.75 and gru16["n"] == 2 and gru16["ci"] == (0.5, 1.0) and gru16["s_per_step"] == 0.2
+    assert np.isnan(gru16["peak_memory_mb"])  # no cell recorded it
+    assert (gru256["mean"], gru256["n"], gru256["out_of_budget"], gru256["train_s"]) == (0.25, 1, 1, 100.0)
+    assert np.isnan(gru256["s_per_step"])  # the cost of the trained cell, not the out-of-budget one's
+    assert (mlp256["n"], mlp256["out_of_budget"], mlp256["s_per_step"], mlp256["peak_memory_mb"]) == (0, 1, 2.0, 9000.0)
+    assert np.isnan(mlp256["mean"]) and np.isnan(mlp256["train_s"])
+    assert ("mlp", 16) not in m["reach"]["cells"]
+    # gru: 0.75 at 16 → 0.25 at 256 crosses 0.625 at (0.75 − 0.625) / 0.5 = 1/4 of log2 16 → 256: 2^5 = 32
+    assert m["reach"]["horizon"]["gru"].dial == pytest.approx(32.0) and m["reach"]["horizon"]["mlp"] is None
+    assert m["track"]["horizon"]["gru"] == Horizon("<", 1.0)

@@ -1,11 +1,14 @@
-"""Collection: the dataset holds exactly what the expert saw and did; parts, resumption and references."""
+"""Collection: the dataset holds exactly what the expert saw and did; parts, resumption and references (the
+random policy, or the task's floor policy where it registers one)."""
 
 import numpy as np
 import pytest
 import torch
 
-from cadence.datasets import ACTION, DONE, OBS, REWARD, STATE, WindowDataset, collect_dataset
-from cadence.envs import make_env, make_expert, observation_indices
+from cadence.datasets import (ACTION, DONE, OBS, REWARD, STATE, WindowDataset, collect_dataset, episode_rng,
+                              reference_returns, rollout)  # fmt: skip
+from cadence.datasets.collect import RANDOM
+from cadence.envs import make_env, make_expert, make_floor, observation_indices
 
 
 class Recorder:
@@ -61,3 +64,14 @@ def test_other_settings_on_an_existing_collection_are_refused(tmp_path):
     (tmp_path / "foreign" / "x.txt").write_text("x")
     with pytest.raises(ValueError, match="not a collection by cadence"):
         collect_dataset("reacher", "reacher", 1, tmp_path / "foreign")
+
+
+def test_a_task_with_a_floor_policy_records_its_returns_as_the_random_reference(tmp_path):
+    env = {"name": "tracking", "id": "Cadence/DelayedTracking-v0", "kwargs": {"lag_steps": 1, "track_steps": 20}}
+    meta = collect_dataset(env, "delayed_tracker", 1, tmp_path / "ds", reference_episodes=2)
+    floor = make_floor(make_env(env))
+    expected = [rollout(make_env(env), floor, episode_rng(0, RANDOM, e)[0]).ret for e in range(2)]
+    assert meta["floor_policy"] == "TrackingFloor" and meta["random_returns"] == expected
+    assert meta["reference"]["random"] == np.mean(expected) < meta["reference"]["expert"]
+    pendulum = make_env("invertedpendulum")
+    assert reference_returns(pendulum, make_expert("lqr", pendulum), 1, 0)["floor_policy"] == "random"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cadence.datasets import episode_rng, rollout
-from cadence.envs import EXPERTS, make_env, make_expert, reset_expert
+from cadence.envs import EXPERTS, EnvConfig, make_env, make_expert, reset_expert
 from cadence.envs.experts import dlqr, linearize
 
 
@@ -19,9 +19,9 @@ def run(env_name, expert_name, episodes, **expert_kwargs):
     return results
 
 
-def reacher_success(env_name, episodes):
-    """Fraction of episodes ending with the fingertip within 2 cm of the target."""
-    env = make_env(env_name)
+def reacher_success(episodes):
+    """Fraction of Reacher-v5 episodes ending with the fingertip within 2 cm of the target."""
+    env = make_env("reacher")
     expert = make_expert("reacher", env)
     hits = 0
     for e in range(episodes):
@@ -56,19 +56,20 @@ def test_dlqr_solves_the_riccati_equation_and_stabilizes():
     assert np.max(np.abs(np.linalg.eigvals(A - B @ K))) < 1
 
 
-@pytest.mark.parametrize("env_name, episodes", [("reacher", 40), ("memory_reacher", 20)])
-def test_reacher_expert_succeeds(env_name, episodes):
-    assert reacher_success(env_name, episodes) >= 0.95
+def test_reacher_expert_succeeds():
+    assert reacher_success(40) >= 0.95
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("env_name", ["reacher", "memory_reacher"])
-def test_reacher_expert_succeeds_on_200_episodes(env_name):
-    assert reacher_success(env_name, 200) >= 0.95
+def test_reacher_expert_succeeds_on_200_episodes():
+    assert reacher_success(200) >= 0.95
 
 
-def test_memory_reacher_reports_success():
-    assert all(ep.success for ep in run("memory_reacher", "reacher", 5))
+@pytest.mark.parametrize("env_name", ["memory_reacher", "memory_reacher_full", "delayed_tracking",
+                                      "delayed_tracking_full"])  # fmt: skip
+def test_memory_task_experts_succeed_on_their_configs(env_name):
+    """The configs' experts; the memory tasks' own tests cover every delay and lag (test_cue_delay.py, ...)."""
+    assert all(ep.success for ep in run(env_name, EnvConfig.load(env_name).expert, 5))
 
 
 def test_cpg_swims_forward():

@@ -23,7 +23,7 @@ def collect(*args, **kw):
 
 def test_unknown_expert_lists_the_valid_ones(tmp_path):
     run = collect("env=reacher", "expert=nope", f"out={tmp_path / 'ds'}")
-    assert run.returncode != 0 and "unknown expert 'nope'; valid experts: cpg, lqr, reacher" in run.stderr
+    assert run.returncode != 0 and "unknown expert 'nope'; valid experts: cpg, cue_reacher, delayed_tracker, lqr, reacher" in run.stderr
 
 
 def test_sigkill_mid_collection_then_rerun_completes_the_dataset(tmp_path):

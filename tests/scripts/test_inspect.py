@@ -12,7 +12,7 @@ import torch
 from omegaconf import OmegaConf
 
 from cadence.policies import PolicyConfig, make_policy
-from cadence.scripts.inspect import PLOTS, initial_policy, inspect_checkpoint
+from cadence.inspection import PLOTS, initial_policy, inspect_checkpoint
 
 
 @pytest.fixture(scope="module")

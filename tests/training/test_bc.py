@@ -32,10 +32,10 @@ def policy(backbone="gru", seed=0):
     return make_policy(PolicyConfig(backbone=backbone, d_model=16, backbone_kwargs=kw), OBS, ACT, control_period=0.05)
 
 
-@pytest.mark.parametrize("tbptt", [False, True])
-def test_resume_continues_exactly(tmp_path, tbptt):
+@pytest.mark.parametrize("batches", ["windows", "streams", "episodes"])
+def test_resume_continues_exactly(tmp_path, batches):
     cfg = BCConfig(steps=12, batch_size=8, window=8, warmup_steps=3, save_every=6, log_every=3, ema_decay=0.9,
-                   tbptt=tbptt, eval_every=0)
+                   batches=batches, eval_every=0)
     straight = BCTrainer(policy("linoss"), toy_demos(), cfg, tmp_path / "a", seed=3)
     straight.fit()
     # the same run, interrupted after step 6 (when fit writes checkpoints/last), resumed by a new process

@@ -19,7 +19,8 @@ STEPS = 12
 
 
 def bc_config(tbptt: bool) -> BCConfig:
-    return BCConfig(steps=STEPS, batch_size=8, window=8, warmup_steps=3, lr=3e-3, eval_every=0, tbptt=tbptt)
+    return BCConfig(steps=STEPS, batch_size=8, window=8, warmup_steps=3, lr=3e-3, eval_every=0,
+                    batches="streams" if tbptt else "windows")
 
 
 def _join(rank: int, init_file: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 
+from ...configs import check_types
 from .base import Backbone, State, cat_states, index_state, reset_state
 
 # name -> (module, config class, backbone class); imported on first use.
@@ -31,12 +32,14 @@ def backbone_classes(name: str) -> tuple[type, type]:
 
 
 def make_backbone_config(name: str, **kwargs):
-    """Build the typed config of backbone ``name``; unknown keys raise a ``ValueError`` naming them."""
+    """Build the typed config of backbone ``name``; unknown keys and values of the wrong type raise a
+    ``ValueError`` naming them."""
     cfg_cls, _ = backbone_classes(name)
     fields = {f.name for f in dataclasses.fields(cfg_cls)}
     unknown = sorted(set(kwargs) - fields)
     if unknown:
         raise ValueError(f"unknown {name} backbone option(s) {unknown}; valid options: {sorted(fields)}")
+    check_types(cfg_cls, kwargs, "policy.backbone_kwargs")
     return cfg_cls(**kwargs)
 
 

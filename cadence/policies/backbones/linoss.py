@@ -351,6 +351,20 @@ class LinOSSConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
+    def fit_to_task(self, control_period: float, memory_horizon: int | None) -> LinOSSConfig:
+        """The τ_max rule (``PolicyConfig.fit_to_task`` calls it): on a task whose memory horizon is H steps, the
+        CPG band's slowest decay time becomes τ_max = max(``init.tau_max_s``, ``init.horizon_tau_factor`` · H ·
+        ``control_period``), so the band reaches the gap the task asks it to bridge; otherwise ``self``."""
+        init = self.init
+        if memory_horizon is None or not init.horizon_tau_factor or init.kind not in ("cpg", "data"):
+            return self
+        tau = init.horizon_tau_factor * memory_horizon * control_period
+        if tau <= init.tau_max_s:
+            return self
+        log.info("init: tau_max_s %.3g s -> %.3g s, %.3g x the task's %d-step memory horizon", init.tau_max_s, tau,
+                 init.horizon_tau_factor, memory_horizon)  # fmt: skip
+        return dataclasses.replace(self, init=dataclasses.replace(init, tau_max_s=round(tau, 6)))
+
     def fit_to_data(self, observations: np.ndarray, actions: np.ndarray, ep_from: np.ndarray, ep_to: np.ndarray,
                     control_period: float) -> LinOSSConfig:  # fmt: skip
         """The data init's frequencies from the training demonstrations (``PolicyConfig.fit_to_data`` calls it).

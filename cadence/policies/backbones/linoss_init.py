@@ -64,7 +64,13 @@ class InitConfig:
     tau_min_s: float = 0.2
     """CPG decay time constants, lower end in seconds (D-LinOSS only)."""
     tau_max_s: float = 5.0
-    """CPG decay time constants, upper end in seconds (D-LinOSS only)."""
+    """CPG decay time constants, upper end in seconds (D-LinOSS only); on a task with a memory horizon at least
+    ``horizon_tau_factor`` × that horizon (:meth:`.linoss.LinOSSConfig.fit_to_task`)."""
+    horizon_tau_factor: float = 3.0
+    """The τ_max rule: on a task that declares a memory horizon of H steps (a gap of H · dt_env seconds),
+    τ_max ≥ this × the gap. A mode keeps more than half of what it saw across the gap when its half-life
+    τ·ln 2 exceeds it, i.e. τ > 1.44 × the gap; with τ log-uniform up to 3 × the gap, the band's slowest
+    modes (τ from 1.44 to 3 × the gap, ~13 % of the band at a 20 s gap) do. 0 disables the rule."""
     broadband_fraction: float = 0.25
     """CPG: fraction of modes left on the paper init."""
     r_min: float = 0.9
@@ -104,6 +110,8 @@ class InitConfig:
             raise ValueError(f"init kind {self.kind!r} is not one of {INIT_KINDS}")
         if not 0 < self.f_min_hz <= self.f_max_hz:
             raise ValueError(f"need 0 < f_min_hz <= f_max_hz, got {self.f_min_hz}, {self.f_max_hz}")
+        if self.horizon_tau_factor < 0:
+            raise ValueError(f"horizon_tau_factor must be >= 0, got {self.horizon_tau_factor}")
         if not 0 < self.tau_min_s <= self.tau_max_s:
             raise ValueError(f"need 0 < tau_min_s <= tau_max_s, got {self.tau_min_s}, {self.tau_max_s}")
         if not 0.0 <= self.broadband_fraction <= 1.0:

@@ -51,6 +51,11 @@ class LayerSpectrum:
         """(P,) input gain × output gain: how much mode k can carry from the layer's input to its output."""
         return self.input_gain * self.output_gain
 
+    def remembering(self, gap_s: float) -> float:
+        """The fraction of modes whose half-life τ·ln 2 exceeds ``gap_s`` seconds: those that keep more than
+        half of what they saw across that gap (the memory tasks' delay)."""
+        return float(np.mean(self.tau_s * np.log(2) > gap_s))
+
     def strongest(self, n: int = 3) -> np.ndarray:
         """Indices of the ``n`` modes of largest :attr:`weight`, strongest first."""
         return np.argsort(-self.weight)[:n]

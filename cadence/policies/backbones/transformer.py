@@ -36,7 +36,7 @@ state, ``forward`` over a whole episode is the same function in both modes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -64,6 +64,9 @@ class TransformerConfig:
     """RoPE frequency base: pair i of a head rotates by lag · base^(−2i/hd)."""
     step_mode: str = "kv_cache"
     """"kv_cache" (exact, O(K·D) per step) or "window" (re-run over the last K inputs; see module doc)."""
+    cover_horizon: bool = True
+    """On a task that declares a memory horizon of H steps, grow the context to K = H + 1 so attention reaches
+    across it (:meth:`fit_to_task`); false keeps ``context``, and a shorter one is a context limit."""
 
     def __post_init__(self):
         for name in ("d_model", "n_layers", "n_heads", "context"):
@@ -76,6 +79,14 @@ class TransformerConfig:
             raise ValueError(f"TransformerConfig.dropout must be in [0, 1), got {self.dropout}")
         if self.step_mode not in STEP_MODES:
             raise ValueError(f"TransformerConfig.step_mode {self.step_mode!r} is not one of {STEP_MODES}")
+
+    def fit_to_task(self, control_period: float, memory_horizon: int | None) -> TransformerConfig:
+        """The context rule (``PolicyConfig.fit_to_task`` calls it): with ``cover_horizon`` and a task memory
+        horizon of H steps, K = max(``context``, H + 1), so one attention layer sees the lag H; otherwise ``self``.
+        Attention then costs O(L·K) in training and O(K·D) memory per step in control."""
+        if memory_horizon is None or not self.cover_horizon or self.context > memory_horizon:
+            return self
+        return replace(self, context=memory_horizon + 1)
 
 
 # --------------------------------------------------------------------------------------------
