@@ -106,35 +106,7 @@ def evaluate(
         raise ValueError(f"an evaluation needs episodes >= 1 and num_envs >= 1, got episodes={episodes} and "
                          f"num_envs={num_envs}; pass episodes=N and num_envs=N with N >= 1")  # fmt: skip
     quota = -(-episodes // num_envs)
-    envs = make_eval_vector_env(env_fns, asynchronous)
-    returns = [[] for _ in range(num_envs)]
-    lengths = [[] for _ in range(num_envs)]
-    successes = [[] for _ in range(num_envs)]
-    ep_ret, ep_len = np.zeros(num_envs), np.zeros(num_envs, dtype=int)
-    latencies = []
-    try:
-        obs, _ = envs.reset(seed=seed)
-        policy.reset(num_envs)
-        while min(len(r) for r in returns) < quota:
-            t0 = time.perf_counter()
-            action = policy.act(obs).cpu().numpy()
-            latencies.append(time.perf_counter() - t0)
-            check_finite_actions(action, len(latencies))
-            obs, reward, terminated, truncated, info = envs.step(action)
-            ep_ret += reward
-            ep_len += 1
-            done = terminated | truncated
-            if done.any():
-                for i in np.flatnonzero(done):
-                    if len(returns[i]) < quota:
-                        returns[i].append(float(ep_ret[i]))
-                        lengths[i].append(int(ep_len[i]))
-                        succ = _final_info(info, "is_success", i)
-                        successes[i].append(None if succ is None else bool(succ))
-                ep_ret[done], ep_len[done] = 0.0, 0
-                policy.reset_where(done)
-    finally:
-        envs.close()
+    returns, lengths, successes, latencies = _rollouts(policy, make_eval_vector_env(env_fns, asynchronous), quota, seed)
     flat_succ = _interleave(successes, episodes)
     result = EvalResult(
         returns=_interleave(returns, episodes),
@@ -158,6 +130,37 @@ def check_finite_actions(action: np.ndarray, step: int) -> None:
         raise ValueError(f"the policy's action is NaN or inf in sub-env(s) {bad} at step {step} of the evaluation "
                          "(its recurrent state diverged), so no score is reported; evaluate an earlier checkpoint "
                          "(e.g. RUN_DIR/checkpoints/best) or retrain with a lower algo.lr")  # fmt: skip
+
+
+def _rollouts(policy, envs: gym.vector.VectorEnv, quota: int, seed: int
+              ) -> tuple[list[list[float]], list[list[int]], list[list[bool | None]], list[float]]:  # fmt: skip
+    """Step ``policy`` in ``envs`` (closed at the end) until every sub-env finished ``quota`` episodes: per
+    sub-env the returns, lengths and successes of its first ``quota`` episodes, and the per-call latencies."""
+    n = envs.num_envs
+    returns, lengths, successes = ([[] for _ in range(n)] for _ in range(3))
+    ep_ret, ep_len, latencies = np.zeros(n), np.zeros(n, dtype=int), []
+    try:
+        obs, _ = envs.reset(seed=seed)
+        policy.reset(n)
+        while min(len(r) for r in returns) < quota:
+            t0 = time.perf_counter()
+            action = policy.act(obs).cpu().numpy()
+            latencies.append(time.perf_counter() - t0)
+            check_finite_actions(action, len(latencies))
+            obs, reward, terminated, truncated, info = envs.step(action)
+            ep_ret, ep_len, done = ep_ret + reward, ep_len + 1, terminated | truncated
+            for i in np.flatnonzero(done):
+                if len(returns[i]) < quota:
+                    returns[i].append(float(ep_ret[i]))
+                    lengths[i].append(int(ep_len[i]))
+                    succ = _final_info(info, "is_success", i)
+                    successes[i].append(None if succ is None else bool(succ))
+            if done.any():
+                ep_ret[done], ep_len[done] = 0.0, 0
+                policy.reset_where(done)
+    finally:
+        envs.close()
+    return returns, lengths, successes, latencies
 
 
 def _interleave(per_env: list[list], n: int) -> list:
