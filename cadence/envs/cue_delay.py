@@ -19,7 +19,10 @@ arm's base at angles 2π(i + ½)/K, all reachable (the arm reaches 0.01–0.21 m
 Reward: 1 per reach step with the fingertip within ``success_radius`` of the target, else 0 (a return that
 holding still does not earn). ``info["is_success"]``: the reach has started and the fingertip is within
 ``success_radius`` of the target; its value at the last step is the episode's success, the task's score.
-The episode is truncated at ``horizon = go + reach_steps``.
+The episode is truncated at ``horizon = go + reach_steps``. The default radius, 5 cm, is less than half the
+distance between neighbouring targets (21 cm at K = 4), so success says the arm went to the cued target: the
+score measures memory, not the last centimetres of a reach (BC policies that carried the cue ended 3–8 cm from
+it, docs/results.md).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ class CueDelayReacherEnv(ReacherEnv):
     """Cue → delay → reach (module docstring); ``target`` is the index of the episode's cued target."""
 
     def __init__(self, num_targets: int = 4, cue_steps: int = 5, delay_steps: int = 64, reach_steps: int = 50,
-                 target_radius: float = 0.15, success_radius: float = 0.02, full_information: bool = False,
+                 target_radius: float = 0.15, success_radius: float = 0.05, full_information: bool = False,
                  **kwargs):  # fmt: skip
         for name, value in (("num_targets", num_targets), ("cue_steps", cue_steps), ("reach_steps", reach_steps)):
             if value < 1:
@@ -46,6 +49,10 @@ class CueDelayReacherEnv(ReacherEnv):
         if not 0.02 <= target_radius <= 0.2:
             raise ValueError(f"target_radius must be in [0.02, 0.2] m (the arm reaches 0.01-0.21 m), "
                              f"got {target_radius}")  # fmt: skip
+        if not 0 < success_radius < target_radius * np.sin(np.pi / num_targets):
+            raise ValueError(f"success_radius must be in (0, {target_radius * np.sin(np.pi / num_targets):.3f}) m, half "
+                             f"the distance between neighbouring targets, so that success names the target; got "
+                             f"{success_radius}")  # fmt: skip
         super().__init__(**kwargs)
         angles = 2 * np.pi * (np.arange(num_targets) + 0.5) / num_targets
         self.targets = target_radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
