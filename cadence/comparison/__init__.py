@@ -23,6 +23,7 @@ __all__ = ["GRID_PLOTS", "LR_TAG", "MEMORY_ENVS", "Arm", "Cell", "Horizon", "LRS
            "dataset_dir", "dataset_for", "grid_cells", "grid_plots", "grid_text", "iqm", "launch_cells",
            "learning_curve", "markdown", "memory_cell", "memory_horizon", "memory_markdown", "memory_summary",
            "memory_tasks", "override_value", "per_task_text", "plot", "plot_curves", "plot_memory", "provenance",
-           "resolve_arms", "resolve_task", "Task", "robustness_scores", "run_cell", "run_cells", "run_compare", "run_demo", "run_grid_cell",
+           "resolve_arms", "resolve_task", "Task", "robustness_scores", "run_cell", "run_cells", "run_compare",
+           "run_demo", "run_grid_cell",
            "stratified_iqm_ci", "summarize", "sweep_text", "task_settings", "train_config", "tune",
            "write_report"]  # fmt: skip

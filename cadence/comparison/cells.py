@@ -31,6 +31,7 @@ from ..policies import SequencePolicy
 from ..perf import PeakMemory
 from ..training import train_bc  # the CLI's own code path
 from ..training.bc import OutOfBudget
+from ..training.seeds import EVAL_SEED
 from .grid import Arm, Cell, Task, override_value, resolve_arms, resolve_task, task_settings
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,8 @@ def run_cell(cell: Cell, arm: Arm, out: Path, dataset: Path, budget: int, train_
     """Train and evaluate one cell (or read its JSON back); returns the cell's result.
 
     ``task``: the cell's task (default: the env config named ``cell.task``). With ``stressors`` the best
-    checkpoint is also evaluated under each of them (``robustness``).
+    checkpoint (chosen on validation episodes) is also evaluated under each of them on the evaluation episodes
+    (``robustness``).
     """
     if arm.name != cell.backbone:
         raise ValueError(f"cell {cell.id} is given arm {arm.name!r}")
@@ -136,7 +138,7 @@ def run_cell(cell: Cell, arm: Arm, out: Path, dataset: Path, budget: int, train_
     if stressors:
         ref = json.loads((dataset / "meta" / "cadence.json").read_text()).get("reference")
         result["robustness"] = robustness_scores(cfg.env, Path(cfg.run_dir) / "checkpoints" / "best", stressors,
-                                                 cfg.algo.eval_episodes, cfg.algo.eval_envs, 10_000 + cell.seed,
+                                                 cfg.algo.eval_episodes, cfg.algo.eval_envs, EVAL_SEED + cell.seed,
                                                  (ref["expert"], ref["random"]) if ref else None)  # fmt: skip
     step_s = result["history"][-1]["train_s"]  # gradient steps only
     result |= {"status": "done", "train_s": time.perf_counter() - t0, "s_per_step": step_s / cfg.algo.steps,

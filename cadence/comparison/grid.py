@@ -4,22 +4,24 @@ An arm is one entry of the grid's backbone axis: a policy config (``policy=NAME`
 it, e.g. ``linoss_ring: {policy: linoss, overrides: {policy.backbone_kwargs.init.kind: ring}}``; a plain
 backbone name is the arm of that policy config without overrides.
 
-Tuning (``lr_sweep``): every arm gets the same small learning-rate sweep on one task and seed; each
-arm's best learning rate is then frozen for the whole grid. The arm at learning rate ``X`` is named
-``ARM@lrX`` (:func:`arm_at_lr`), or just ``ARM`` at the grid's default ``train.lr``, so a sweep cell at the
-default *is* the grid cell of that task and seed, and the names in tables say what was trained.
+Tuning (``lr_sweep``): every arm gets the same learning-rate sweep on one task and a held-out tuning seed
+(never an evaluation seed of the grid: :mod:`cadence.training.seeds`), extended beyond an edge optimum until
+the best rate is interior (:func:`interior_step`); each arm's best learning rate is then frozen for the whole
+grid. The arm at learning rate ``X`` is named ``ARM@lrX`` (:func:`arm_at_lr`), or just ``ARM`` at the grid's
+default ``train.lr``, so the names in tables say what was trained.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 from omegaconf import DictConfig, OmegaConf
 
 from ..configs import CONFIG_DIR, check_device, to_dataclass
+from ..training.seeds import TUNING_SEED, seed_clashes
 
 
 @dataclass
@@ -89,6 +91,34 @@ def resolve_arms(names: list[str], arms: DictConfig | dict) -> list[Arm]:
     return resolved
 
 
+class SweepStep(NamedTuple):
+    """One arm's sweep so far (:func:`interior_step`): its ``best`` rate and the ``next`` one to run (None: done)."""
+
+    best: float
+    next: float | None
+
+
+def interior_step(scores: dict[float, float], default_lr: float, extensions_left: int) -> SweepStep:
+    """The best learning rate of ``scores`` ``{LR: normalized score}`` (a tie goes to the rate nearest
+    ``default_lr`` in log scale) and, when it is the lowest or the highest rate tried and ``extensions_left`` > 0,
+    the next rate to run: one log step beyond that edge (the ratio of the edge to its neighbour, 3 significant
+    digits); None once the best is interior, the cap is reached or fewer than two rates were tried."""
+    lrs = sorted(scores)
+    best = max(lrs, key=lambda lr: (scores[lr], -abs(math.log(lr / default_lr))))
+    if extensions_left <= 0 or len(lrs) < 2 or lrs[0] < best < lrs[-1]:
+        return SweepStep(best, None)
+    inner = lrs[1] if best == lrs[0] else lrs[-2]
+    return SweepStep(best, float(f"{best * best / inner:.3g}"))
+
+
+def check_seeds(seeds: list[int], tuning: list[int], envs: int) -> None:
+    """Refuse held-out seeds that meet the evaluation ``seeds`` (:func:`~cadence.training.seeds.seed_clashes`:
+    the ``tuning`` training seeds and every held-out episode on ``envs`` sub-envs)."""
+    if clashes := seed_clashes(seeds, tuning, envs):
+        raise ValueError(f"held-out seeds meet the evaluation seeds {list(seeds)}: {'; '.join(clashes)}. Tuning runs "
+                         f"on seeds from {TUNING_SEED} (lr_sweep.seed), the grid's seeds lie below it")  # fmt: skip
+
+
 @dataclass
 class LRSweep:
     """``lr_sweep`` in ``cadence/configs/compare.yaml``: the learning-rate sweep that every arm gets."""
@@ -96,21 +126,32 @@ class LRSweep:
     task: str
     """The one task the sweep runs on (an env config name); its dataset is collected like the grid's."""
     seed: int
-    """The one seed it runs with."""
+    """The one seed it runs with: a tuning seed, never one of the grid's evaluation seeds (:meth:`check_seeds`)."""
     lrs: list[float]
-    """The learning rates tried; the grid's ``train.lr`` among them makes the sweep reuse grid cells."""
+    """The learning rates tried first, a log grid; an arm whose best is at an edge gets more (:func:`interior_step`)."""
+    max_extensions: int = 3
+    """The cap on the rates added per arm beyond the edges of ``lrs``; an arm that reaches it keeps an edge optimum."""
 
-    def cells(self, arms: list[str], default_lr: float) -> list[Cell]:
-        """One cell per arm and learning rate."""
-        return [Cell(self.task, arm_at_lr(a, lr, default_lr), self.seed) for a in arms for lr in self.lrs]
+    def check_seeds(self, seeds: list[int], envs: int) -> None:
+        """Refuse a sweep seed that is one of the grid's evaluation ``seeds``, or whose episodes on ``envs`` sub-envs
+        share env seeds with their final evaluations (:func:`check_seeds`)."""
+        check_seeds(seeds, [self.seed], envs)
 
-    def choose(self, arms: list[str], results: dict[str, dict], default_lr: float) -> dict[str, float]:
-        """Each arm's learning rate with the best normalized score in ``results`` (cell JSONs by arm
-        name); a tie goes to the rate nearest ``default_lr`` (in log scale)."""
-        def rank(arm: str, lr: float) -> tuple[float, float]:
-            return results[arm_at_lr(arm, lr, default_lr)]["normalized_score"], -abs(math.log(lr / default_lr))
+    def cells(self, tried: dict[str, list[float]], default_lr: float) -> list[Cell]:
+        """One cell per arm and learning rate of ``tried`` ``{ARM: [LR, ...]}``."""
+        return [Cell(self.task, arm_at_lr(a, lr, default_lr), self.seed) for a, lrs in tried.items() for lr in lrs]
 
-        return {a: max(self.lrs, key=partial(rank, a)) for a in arms}
+    def step(self, arm: str, lrs: list[float], results: dict[str, dict], default_lr: float) -> SweepStep:
+        """:func:`interior_step` of ``arm`` over the rates ``lrs`` it was trained at (``results``: cell JSONs by arm
+        name), with the extensions beyond ``self.lrs`` it has left."""
+        scores = {lr: results[arm_at_lr(arm, lr, default_lr)]["normalized_score"] for lr in lrs}
+        return interior_step(scores, default_lr, self.max_extensions - (len(lrs) - len(self.lrs)))
+
+    def choose(self, arms: list[str], results: dict[str, dict], default_lr: float,
+               tried: dict[str, list[float]] | None = None) -> dict[str, float]:  # fmt: skip
+        """Each arm's learning rate with the best normalized score in ``results`` (cell JSONs by arm name) among
+        the rates it was ``tried`` at (default ``self.lrs``); a tie goes to the rate nearest ``default_lr``."""
+        return {a: self.step(a, (tried or {}).get(a, self.lrs), results, default_lr).best for a in arms}
 
 
 @dataclass
@@ -194,13 +235,17 @@ def grid_cells(cfg: DictConfig, backbones: list[str] | None = None) -> tuple[lis
 def check_grid(cfg: DictConfig) -> list[str]:
     """The tasks of the grid spec ``cfg`` (a composed ``compare.yaml``: ``tasks`` and the sweep's task), once the
     whole spec is checked, before any dataset is collected or cell trained: every task is an env config or a
-    variant of one (``variants``) with valid ``per_task`` settings, every arm resolves, the sweep and the device are valid."""
+    variant of one (``variants``) with valid ``per_task`` settings, every arm resolves, the sweep and the device are valid,
+    and no held-out seed is an evaluation seed (:func:`check_seeds`)."""
     tasks = list(dict.fromkeys([*cfg.tasks, *([cfg.lr_sweep.task] if cfg.lr_sweep else [])]))
     for task in tasks:
         resolve_task(task, cfg.get("variants"))
         task_settings(cfg, task)
+    envs = max(task_settings(cfg, task)[1]["eval_envs"] for task in tasks)
     if cfg.lr_sweep:
-        to_dataclass(LRSweep, cfg.lr_sweep, "lr_sweep")
+        to_dataclass(LRSweep, cfg.lr_sweep, "lr_sweep").check_seeds(list(cfg.seeds), envs)
+    else:
+        check_seeds(list(cfg.seeds), [], envs)
     resolve_arms(list(cfg.backbones), cfg.arms)
     check_device(cfg.device)
     return tasks

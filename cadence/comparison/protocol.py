@@ -1,8 +1,9 @@
 """The protocols that run cells and report on them: the grid of ``cadence-compare`` and the one-task demo.
 
 The grid (:func:`run_compare`): first every task's dataset is collected (in this process). With
-``lr_sweep`` set, the sweep's cells (every arm at every learning rate, on one task and seed) run next and
-fix each arm's learning rate (:func:`tune`); then the grid's cells, with those rates. Unfinished cells run:
+``lr_sweep`` set, the sweep's cells (every arm at every learning rate, on one task and a tuning seed, extended
+until each arm's best rate is interior) run next and fix each arm's learning rate (:func:`tune`); then the
+grid's cells, with those rates. Unfinished cells run:
 
 * with no launcher, one after another in this process;
 * with a launcher (Hydra overrides naming a launcher plug-in, ``hydra/launcher=joblib``: all cores of this
@@ -73,15 +74,21 @@ def run_cells(cfg: DictConfig, cells: list[Cell], arms: dict, datasets: dict, ar
 
 
 def tune(cfg: DictConfig, datasets: dict, argv: list[str], launcher: list[str] | None) -> tuple[list[str], str]:
-    """The learning-rate sweep of ``cfg.lr_sweep`` over ``cfg.backbones``: the arms at their chosen rates
-    (``ARM`` or ``ARM@lrX``) and the sweep's section of the report."""
+    """The learning-rate sweep of ``cfg.lr_sweep`` over ``cfg.backbones``: every arm at every rate of
+    ``lr_sweep.lrs``, then, round by round, each arm whose best rate is at an edge one log step beyond it until
+    the best is interior or ``lr_sweep.max_extensions`` is reached (:meth:`LRSweep.step`). Returns the arms at
+    their chosen rates (``ARM`` or ``ARM@lrX``) and the sweep's section of the report."""
     sweep = to_dataclass(LRSweep, cfg.lr_sweep, "lr_sweep")
     names, default = list(cfg.backbones), cfg.train.lr
-    cells = sweep.cells(names, default)
-    _, arms = grid_cells(cfg, [c.backbone for c in cells])
-    results = {c.backbone: r for c, r in zip(cells, run_cells(cfg, cells, arms, datasets, argv, launcher))}
-    chosen = sweep.choose(names, results, default)
-    return [arm_at_lr(a, chosen[a], default) for a in names], sweep_text(sweep, names, results, chosen, default)
+    tried, results = {a: sorted(sweep.lrs) for a in names}, {}
+    while cells := [c for c in sweep.cells(tried, default) if c.backbone not in results]:
+        _, arms = grid_cells(cfg, [c.backbone for c in cells])
+        results |= {c.backbone: r for c, r in zip(cells, run_cells(cfg, cells, arms, datasets, argv, launcher))}
+        for a, lrs in tried.items():
+            if (step := sweep.step(a, lrs, results, default)).next is not None:
+                tried[a] = sorted([*lrs, step.next])
+    chosen = sweep.choose(names, results, default, tried)
+    return [arm_at_lr(a, chosen[a], default) for a in names], sweep_text(sweep, tried, results, chosen, default)
 
 
 def run_compare(cfg: DictConfig, argv: list[str], launcher: list[str] | None = None, profile: str = "full") -> dict:

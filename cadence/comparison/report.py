@@ -147,17 +147,23 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def sweep_text(sweep: LRSweep, arms: list[str], results: dict[str, dict], chosen: dict[str, float],
+def sweep_text(sweep: LRSweep, tried: dict[str, list[float]], results: dict[str, dict], chosen: dict[str, float],
                default_lr: float) -> str:  # fmt: skip
-    """The learning-rate sweep's section of the report: every arm's normalized score at every rate of
-    ``sweep`` (``results``: cell JSONs by arm name, ``ARM@lrX``) and the rate ``chosen`` for it."""
-    table = ["| arm | " + " | ".join(f"lr {lr:g}" for lr in sweep.lrs) + " | chosen |",
-             "|---" * (len(sweep.lrs) + 2) + "|"]  # fmt: skip
-    for a in arms:
-        row = [f"{results[arm_at_lr(a, lr, default_lr)]['normalized_score']:.1f}" for lr in sweep.lrs]
-        table.append(f"| {a} | " + " | ".join(row) + f" | {chosen[a]:g} |")
+    """The learning-rate sweep's section of the report: every arm's normalized score at every rate it was
+    ``tried`` at (``{ARM: [LR, ...]}``; ``results``: cell JSONs by arm name, ``ARM@lrX``), the rate ``chosen`` for
+    it and whether that rate is interior or still at an edge (the cap on extensions reached)."""
+    lrs = sorted({lr for rates in tried.values() for lr in rates})
+    table = ["| arm | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " | chosen | optimum |",
+             "|---" * (len(lrs) + 3) + "|"]  # fmt: skip
+    for a, rates in tried.items():
+        row = [f"{results[arm_at_lr(a, lr, default_lr)]['normalized_score']:.1f}" if lr in rates else "–"
+               for lr in lrs]  # fmt: skip
+        where = "interior" if min(rates) < chosen[a] < max(rates) else "edge (cap reached)"
+        table.append(f"| {a} | " + " | ".join(row) + f" | {chosen[a]:g} | {where} |")
     return (f"Learning rate per arm: the best of {[float(x) for x in sweep.lrs]} on {sweep.task}, seed {sweep.seed} "
-            f"(normalized score), then frozen for every task and seed:\n\n" + "\n".join(table))  # fmt: skip
+            f"(a tuning seed, never an evaluation seed; normalized score), extended by one log step beyond an edge "
+            f"optimum until it is interior (at most {sweep.max_extensions} rates per arm), then frozen for every task "
+            f"and seed:\n\n" + "\n".join(table))  # fmt: skip
 
 
 MEMORY_ENVS: dict[str, tuple[str, Callable[[dict], tuple[float, float]]]] = {

@@ -1,6 +1,7 @@
 """Demonstration datasets in LeRobot v3 format: collection (:func:`collect_dataset`), fast window
-reading (:class:`WindowDataset`) and the in-memory demonstrations BC trains on (:func:`load_demonstrations`). Everything is local: importing this package sets
-``HF_HUB_OFFLINE=1`` (unless set) so a LeRobot load never turns into a Hub download.
+reading (:class:`WindowDataset`) and the in-memory demonstrations BC trains on (:func:`load_demonstrations`).
+Everything is local: importing this package sets ``HF_HUB_OFFLINE=1`` (unless set) so a LeRobot load never
+turns into a Hub download.
 """
 
 import os

@@ -71,6 +71,7 @@ from ..progress import progress_bar
 from .checkpoint import Checkpoints
 from .distributed import Distributed
 from .optim import RECURRENCE, param_groups, scheduler
+from .seeds import EVAL_SEED
 from .tensorboard import Scalars
 
 log = logging.getLogger(__name__)
@@ -548,7 +549,7 @@ class PPOTrainer:
         """Deterministic (mean-action) episodes of the policy; the best score is saved to checkpoints/best."""
         c = self.cfg
         env_fns = [partial(make_env, self.env_cfg) for _ in range(c.eval_envs)]
-        result = evaluate(self.policy, env_fns, c.eval_episodes, seed=10_000 + self.seed,
+        result = evaluate(self.policy, env_fns, c.eval_episodes, seed=EVAL_SEED + self.seed,
                           asynchronous=c.asynchronous).to_dict()  # fmt: skip
         result |= {"step": self.global_step}
         self.ckpt.record(result, self.policy, self.global_step, self.history)

@@ -9,7 +9,8 @@ One call: refuse a run directory that would be overwritten (:mod:`.checkpoint`) 
 BC, read the demonstrations (:mod:`cadence.datasets`) → let the backbone prepare its config for the task and
 from the data (``PolicyConfig.fit_to_task``: the task's memory horizon, e.g. LinOSS's τ_max rule and the
 Transformer's context; ``PolicyConfig.fit_to_data``, e.g. the LinOSS data init) → build the policy → the algorithm's trainer
-(:mod:`.bc`, :mod:`.ppo`) → ``fit`` (evaluations pick ``checkpoints/best`` by ``EvalResult.score``) →
+(:mod:`.bc`, :mod:`.ppo`) → ``fit`` (evaluations pick ``checkpoints/best`` by ``EvalResult.score``; in BC on
+validation episodes, then the last checkpoint is scored on the evaluation episodes: :mod:`.seeds`) →
 ``RUN_DIR/eval.json``.
 """
 
@@ -32,10 +33,9 @@ from .bc import BCConfig, BCTrainer, resolve_batches
 from .checkpoint import check_run_dir
 from .distributed import Distributed
 from .ppo import PPOConfig, PPOTrainer
+from .seeds import EVAL_SEED, VALIDATION_SEED
 
 log = logging.getLogger(__name__)
-EVAL_SEED = 10_000
-"""Evaluation episodes during training are seeded from ``EVAL_SEED + seed``."""
 
 
 def memory_horizon(env) -> int | None:
@@ -89,8 +89,8 @@ def train_bc(cfg: DictConfig) -> dict:
     reference = demos.reference_returns
     env_fns = [partial(make_env, cfg.env) for _ in range(algo.eval_envs)]
 
-    def evaluate_fn(p: SequencePolicy) -> dict:
-        return evaluate(p, env_fns, algo.eval_episodes, seed=EVAL_SEED + cfg.seed, asynchronous=algo.asynchronous,
+    def evaluate_fn(p: SequencePolicy, base: int = VALIDATION_SEED) -> dict:
+        return evaluate(p, env_fns, algo.eval_episodes, seed=base + cfg.seed, asynchronous=algo.asynchronous,
                         reference=reference).to_dict()  # fmt: skip
 
     run_info = {"env": OmegaConf.to_container(cfg.env, resolve=True), "reference": reference,
@@ -102,8 +102,23 @@ def train_bc(cfg: DictConfig) -> dict:
         log.info("resume=true but %s has no checkpoint yet; starting fresh", run_dir)
     log.info("training %s (%d parameters) on %s, %d frames", cfg.policy.name, count_params(policy), cfg.dataset,
              len(demos.data))  # fmt: skip
-    result = trainer.fit() | {"params": count_params(policy), "history": trainer.history, "window": trainer.window}
-    return _finish(cfg, result)
+    validation = trainer.fit()
+    result = final_evaluation(trainer, partial(evaluate_fn, base=EVAL_SEED), validation)
+    return _finish(cfg, result | {"params": count_params(policy), "history": trainer.history, "window": trainer.window,
+                                  "eval_seed": EVAL_SEED + cfg.seed, "validation_seed": VALIDATION_SEED + cfg.seed})
+
+
+def final_evaluation(trainer: BCTrainer, evaluate_fn, validation: dict) -> dict:
+    """The reported evaluation of a finished BC run: its last checkpoint on the evaluation episodes
+    (``evaluate_fn``), with the step and training time of the last validation evaluation ``validation`` and that
+    evaluation itself under ``validation``; {} when the run evaluated nothing. Rank 0 evaluates, every rank
+    gets the result."""
+    result = {}
+    if validation and trainer.dist.is_main:
+        policy = trainer.eval_policy()
+        policy.eval()
+        result = evaluate_fn(policy) | {"step": trainer.step, "train_s": trainer.train_s, "validation": validation}
+    return trainer.dist.broadcast(result)
 
 
 def train_ppo(cfg: DictConfig) -> dict:

@@ -1,4 +1,5 @@
-"""The protocols: ``cadence-compare``'s grid (the learning-rate sweep, then the grid at each arm's rate;
+"""The protocols: ``cadence-compare``'s grid (the learning-rate sweep on a tuning seed, extended beyond an edge
+optimum, then the grid at each arm's rate;
 per-task budgets; finished cells that no longer match the grid refused) and ``cadence-demo``'s one-task run."""
 
 import json
@@ -18,17 +19,20 @@ def test_compare_tunes_each_arm_then_runs_the_grid_at_its_rate(dataset, tmp_path
     overrides = [f"out={out}", f"tasks=[{TASK}]", "seeds=[0,1]", "backbones=[gru,mlp]", "param_budget=5000",
                  "train.steps=30", "train.batch_size=8", "train.window=8", "train.eval_every=0",
                  "train.eval_episodes=2", "train.eval_envs=1", "robustness={}", f"lr_sweep.task={TASK}",
-                 "lr_sweep.lrs=[1e-3,3e-2]", "collect.episodes=3"]  # the fixture's dataset  # fmt: skip
+                 "lr_sweep.lrs=[1e-3,3e-2]", "lr_sweep.max_extensions=1", "collect.episodes=3"]  # fmt: skip
     summary = run_compare(compose("compare", overrides), overrides)
-    swept = {p.parent.name: json.loads(p.read_text()) for p in (out / "cells" / TASK).glob("*/seed0.json")}
-    assert {"gru", "gru@lr0.03", "mlp", "mlp@lr0.03"} <= set(swept)
+    swept = {p.parent.name: json.loads(p.read_text()) for p in (out / "cells" / TASK).glob("*/seed100.json")}
+    # with two rates the best is at an edge: one log step (×30) beyond it, then the cap of one extension
+    tried = {a: sorted([1e-3, 3e-2, 3.33e-5 if swept[a]["normalized_score"] >= swept[f"{a}@lr0.03"]["normalized_score"]
+                        else 0.9]) for a in ("gru", "mlp")}  # fmt: skip
+    assert set(swept) == {arm_at_lr(a, lr, 1e-3) for a, lrs in tried.items() for lr in lrs}
     assert swept["gru@lr0.03"]["overrides"] == {"algo.lr": 0.03} and swept["gru"]["overrides"] == {}
-    chosen = LRSweep(TASK, 0, [1e-3, 3e-2]).choose(["gru", "mlp"], swept, 1e-3)
+    chosen = LRSweep(TASK, 100, [1e-3, 3e-2], 1).choose(["gru", "mlp"], swept, 1e-3, tried)
     tuned = [arm_at_lr(a, chosen[a], 1e-3) for a in ("gru", "mlp")]
-    assert summary["backbones"] == tuned  # the grid trains every arm at its chosen rate, seed 0 reused from the sweep
+    assert summary["backbones"] == tuned  # the grid trains every arm at its chosen rate, on its evaluation seeds
     assert all(summary["cells"][(TASK, a)]["n"] == 2 for a in tuned)
     report = (out / "results.md").read_text()
-    assert "| arm | lr 0.001 | lr 0.03 | chosen |" in report and f"| {tuned[0]} |" in report
+    assert "| chosen | optimum |" in report and f"| {tuned[0]} |" in report
     assert report.startswith("# Backbone comparison (full profile)\n\nCommand: `cadence-compare out=")
     assert set(json.loads((out / "summary.json").read_text())) == {f"{TASK}/{a}" for a in tuned}
     assert (out / "scores.png").exists() and (out / "curves.png").exists()
@@ -36,7 +40,7 @@ def test_compare_tunes_each_arm_then_runs_the_grid_at_its_rate(dataset, tmp_path
     longer = [*overrides, "train.steps=31"]  # a changed grid setting: the finished cells no longer match it
     with pytest.raises(ValueError, match="trained with train"):
         run_compare(compose("compare", longer), longer)
-    (out / "cells" / TASK / "gru" / "seed0.json").write_text(json.dumps(swept["gru"] | {"overrides": {"algo.lr": 1}}))
+    (out / "cells" / TASK / "gru" / "seed100.json").write_text(json.dumps(swept["gru"] | {"overrides": {"algo.lr": 1}}))
     with pytest.raises(ValueError, match="delete that JSON"):
         run_compare(compose("compare", overrides), overrides)
 

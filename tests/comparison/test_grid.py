@@ -4,6 +4,7 @@ learning-rate sweep's choice, the cell ids of a multirun and per-task settings."
 import pytest
 
 from cadence.comparison import Cell, LRSweep, arm_at_lr, grid_cells, resolve_arms, task_settings
+from cadence.comparison.grid import SweepStep, interior_step
 from cadence.configs import compose
 
 TASK = "invertedpendulum_p"
@@ -41,11 +42,34 @@ def test_lr_names_set_the_rate():
 
 
 def test_sweep_picks_the_best_rate_per_arm_and_breaks_ties_toward_the_default():
-    sweep = LRSweep(task=TASK, seed=0, lrs=[3e-4, 1e-3, 3e-3])
-    assert [c.backbone for c in sweep.cells(["gru"], 1e-3)] == ["gru@lr0.0003", "gru", "gru@lr0.003"]
+    sweep = LRSweep(task=TASK, seed=100, lrs=[3e-4, 1e-3, 3e-3])
+    assert [c.backbone for c in sweep.cells({"gru": sweep.lrs}, 1e-3)] == ["gru@lr0.0003", "gru", "gru@lr0.003"]
     scores = {"gru@lr0.0003": 50, "gru": 70, "gru@lr0.003": 90, "mlp@lr0.0003": 100, "mlp": 100, "mlp@lr0.003": 100}
     chosen = sweep.choose(["gru", "mlp"], {k: {"normalized_score": v} for k, v in scores.items()}, 1e-3)
     assert chosen == {"gru": 3e-3, "mlp": 1e-3}
+
+
+def test_an_edge_optimum_extends_the_grid_one_log_step_beyond_that_edge():
+    grid = {1e-4: 0.0, 1e-3: 0.0, 1e-2: 0.0}
+    assert interior_step(grid | {1e-4: 90.0}, 1e-3, 3) == SweepStep(1e-4, 1e-5)  # edge low: one decade lower
+    assert interior_step(grid | {1e-2: 90.0}, 1e-3, 3) == SweepStep(1e-2, 0.1)  # edge high
+    assert interior_step(grid | {1e-3: 90.0}, 1e-3, 3) == SweepStep(1e-3, None)  # interior: done
+    assert interior_step(grid | {1e-2: 90.0}, 1e-3, 0) == SweepStep(1e-2, None)  # the cap: the edge stays
+    assert interior_step({3e-4: 50.0, 1e-3: 70.0, 3e-3: 90.0}, 1e-3, 1) == SweepStep(3e-3, 0.009)  # ×3: its own step
+    # ties go to the rate nearest the default: a plateau reaching an edge is interior when the default is inside it
+    assert interior_step({1e-4: 90.0, 1e-3: 90.0, 1e-2: 10.0}, 1e-3, 3) == SweepStep(1e-3, None)
+    assert interior_step({1e-4: 90.0, 1e-3: 90.0, 1e-2: 10.0}, 1e-4, 3) == SweepStep(1e-4, 1e-5)
+    assert interior_step({1e-3: 90.0}, 1e-3, 3) == SweepStep(1e-3, None)  # one rate: no step to extend by
+
+
+def test_sweep_steps_count_the_extensions_each_arm_has_left():
+    sweep = LRSweep(TASK, 100, [1e-4, 1e-3, 1e-2], max_extensions=2)
+    scores = {"gru@lr0.0001": 10, "gru": 20, "gru@lr0.01": 30, "gru@lr0.1": 40, "gru@lr1": 50}
+    results = {k: {"normalized_score": v} for k, v in scores.items()}
+    assert sweep.step("gru", [1e-4, 1e-3, 1e-2], results, 1e-3) == SweepStep(1e-2, 0.1)
+    assert sweep.step("gru", [1e-4, 1e-3, 1e-2, 0.1], results, 1e-3) == SweepStep(0.1, 1.0)
+    assert sweep.step("gru", [1e-4, 1e-3, 1e-2, 0.1, 1.0], results, 1e-3) == SweepStep(1.0, None)  # capped at 2
+    assert sweep.choose(["gru"], results, 1e-3, {"gru": [1e-4, 1e-3, 1e-2, 0.1]}) == {"gru": 0.1}
 
 
 def test_a_cell_id_names_its_json_and_parses_back(tmp_path):
