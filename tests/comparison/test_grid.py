@@ -3,7 +3,7 @@ learning-rate sweep's choice, the cell ids of a multirun and per-task settings."
 
 import pytest
 
-from cadence.comparison import Cell, LRSweep, arm_at_lr, grid_cells, resolve_arms, task_settings
+from cadence.comparison import Cell, LRSweep, arm_at_lr, grid_cells, resolve_arms, resolve_task, task_settings
 from cadence.comparison.grid import SweepStep, interior_step
 from cadence.configs import compose
 
@@ -91,3 +91,14 @@ def test_per_task_settings_merge_over_the_grids_and_unknown_keys_are_refused():
                        (f"+per_task.{TASK}={{eval: {{steps: 5}}}}", "takes collect and train")):  # fmt: skip
         with pytest.raises(ValueError, match=named):
             task_settings(compose("compare", [bad]), TASK)
+
+
+def test_tasks_are_env_configs_or_variants_of_them():
+    grid = compose("compare")
+    variant = resolve_task("memory_reacher_d256", grid.variants)
+    assert variant.overrides() == ["env=memory_reacher", "env.kwargs.delay_steps=256"]
+    assert resolve_task("hopper_p", grid.variants).overrides() == ["env=hopper_p"]
+    with pytest.raises(ValueError, match=r"task 'nope': env 'nope' is not one of .* define a variant as variants.nope="):
+        resolve_task("nope", grid.variants)
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['kwarg'\] in variants.bad"):
+        resolve_task("bad", {"bad": {"env": "memory_reacher", "kwarg": {"delay_steps": 1}}})

@@ -148,3 +148,9 @@ def test_the_expert_refuses_other_tasks_and_targets():
         make_expert("cue_reacher", make_env("reacher"))
     with pytest.raises(ValueError, match="target"):
         make_expert("cue_reacher", task(), target=4)
+
+
+def test_a_success_radius_that_cannot_name_the_target_is_refused():
+    """Success must say which target was reached: the radius stays under half the neighbours' spacing."""
+    with pytest.raises(ValueError, match=r"success_radius must be in \(0, 0.106\) m, half the distance"):
+        gym.make("Cadence/CueDelayReacher-v0", success_radius=0.12)
