@@ -8,15 +8,14 @@ every path through Cadence trains the same way.
 One call: refuse a run directory that would be overwritten (:mod:`.checkpoint`) → build the env and, for
 BC, read the demonstrations (:mod:`cadence.datasets`) → let the backbone prepare its config for the task and
 from the data (``PolicyConfig.fit_to_task``: the task's memory horizon, e.g. LinOSS's τ_max rule and the
-Transformer's context; ``PolicyConfig.fit_to_data``, e.g. the LinOSS data init) → build the policy → the algorithm's trainer
-(:mod:`.bc`, :mod:`.ppo`) → ``fit`` (evaluations pick ``checkpoints/best`` by ``EvalResult.score``; in BC on
-validation episodes, then the last checkpoint is scored on the evaluation episodes: :mod:`.seeds`) →
-``RUN_DIR/eval.json``.
+Transformer's context; ``PolicyConfig.fit_to_data``, e.g. the LinOSS data init) → build the policy → the
+algorithm's trainer (:mod:`.bc`, :mod:`.ppo`) → ``fit`` (evaluations pick ``checkpoints/best`` by
+``EvalResult.score``; in BC on validation episodes, then the last checkpoint is scored on the evaluation
+episodes: :mod:`.seeds`) → ``RUN_DIR/eval.json``, written atomically.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from functools import partial
 from pathlib import Path
@@ -26,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..configs import check_device, to_dataclass
 from ..datasets import load_demonstrations
+from ..datasets.format import write_json
 from ..envs import make_env
 from ..evaluation import evaluate
 from ..policies import PolicyConfig, SequencePolicy, count_params, make_policy
@@ -54,7 +54,7 @@ def build_policy(pcfg: PolicyConfig, env, stats: dict | None = None) -> Sequence
 
 def _finish(cfg: DictConfig, result: dict) -> dict:
     if Distributed.current().is_main:
-        (Path(cfg.run_dir) / "eval.json").write_text(json.dumps(result, indent=2))
+        write_json(Path(cfg.run_dir) / "eval.json", result)  # atomically: a reader never sees half a record
     return result
 
 
