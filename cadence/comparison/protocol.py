@@ -12,7 +12,8 @@ grid's cells, with those rates. Unfinished cells run:
   with the command's overrides and its ``hydra.launcher.*`` settings (:func:`launch_cells`); this process
   waits for it, then aggregates. Job logs go to ``OUT/launcher/TASK/ARM/SEED``.
 
-The demo (:func:`run_demo`): one task and one seed of every backbone, then the table and the score plot.
+The demo (:func:`run_demo`): the grid of ``demo.yaml`` (two horizons of the cue task, one seed, every
+backbone) run here, then one sentence on what its memory section shows.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from omegaconf import DictConfig
 from ..configs import to_dataclass
 from .cells import dataset_for, run_cell
 from .grid import Cell, LRSweep, arm_at_lr, check_grid, grid_cells, resolve_arms, resolve_task, task_settings
-from .report import grid_plots, grid_text, markdown, memory_tasks, plot, sweep_text, write_report
+from .report import grid_plots, grid_text, memory_reading, memory_tasks, sweep_text, write_report
 from .stats import memory_summary, summarize
 
 log = logging.getLogger(__name__)
@@ -91,13 +92,15 @@ def tune(cfg: DictConfig, datasets: dict, argv: list[str], launcher: list[str] |
     return [arm_at_lr(a, chosen[a], default) for a in names], sweep_text(sweep, tried, results, chosen, default)
 
 
-def run_compare(cfg: DictConfig, argv: list[str], launcher: list[str] | None = None, profile: str = "full") -> dict:
+def run_compare(cfg: DictConfig, argv: list[str], launcher: list[str] | None = None, profile: str = "full",
+                command: str = "cadence-compare") -> dict:  # fmt: skip
     """The grid of ``cfg`` (a composed ``compare.yaml``) and its report (``OUT/results.md``, ``summary.json``,
-    ``scores.png``, ``curves.png``, and the memory section and ``memory.png`` when the grid has memory tasks
-    (:func:`memory_tasks`); also ``cfg.report`` when set), which names ``argv`` as the command;
-    ``launcher`` (Hydra overrides naming a launcher plug-in and its settings) runs the unfinished cells as a
-    multirun, None runs them here one after another. With ``cfg.lr_sweep`` the sweep runs first and the grid
-    trains every arm at its chosen learning rate. Returns the :func:`summarize` statistics."""
+    ``scores.png``, ``curves.png``, ``profiles.png``, and the memory section and ``memory.png`` when the grid has
+    memory tasks (:func:`memory_tasks`); also ``cfg.report`` when set), which names ``command`` and ``argv`` as the
+    command; ``launcher`` (Hydra overrides naming a launcher plug-in and its settings) runs the unfinished cells as
+    a multirun, None runs them here one after another. With ``cfg.lr_sweep`` the sweep runs first and the grid
+    trains every arm at its chosen learning rate. Returns the :func:`summarize` statistics and, under ``"memory"``,
+    the :func:`memory_summary` of the memory tasks ({} without any)."""
     out = Path(cfg.out)
     t0 = time.perf_counter()
     tasks = check_grid(cfg)
@@ -107,27 +110,22 @@ def run_compare(cfg: DictConfig, argv: list[str], launcher: list[str] | None = N
     cells, arms = grid_cells(cfg, backbones)
     results = run_cells(cfg, cells, arms, datasets, argv, launcher)
     summary, memory_stats = summarize(results, unranked=memory), memory_summary(results, memory, levels)
-    text = grid_text(cfg, summary, argv, profile, tasks, time.perf_counter() - t0, sweep, memory_stats)
+    text = grid_text(cfg, summary, [command, *argv], profile, tasks, time.perf_counter() - t0, sweep, memory_stats)
     write_report(out, text, summary, grid_plots(memory_stats), cfg.report)
     print(text)
-    return summary
+    return summary | {"memory": memory_stats}
 
 
-def run_demo(cfg: DictConfig) -> dict:
-    """The demo of ``cfg`` (a composed ``demo.yaml``): every backbone trained on ``cfg.env`` with seed
-    ``cfg.seed`` (finished ones read back), then ``OUT/results.md``, ``summary.json`` and ``comparison.png``.
-    Returns the :func:`summarize` statistics."""
-    out = Path(cfg.out)
-    arms = resolve_arms(list(cfg.backbones), {})  # an unknown backbone is refused before the dataset is collected
-    dataset = dataset_for(cfg.env.name, out, cfg.collect, cfg.seed)
-    results = []
-    for arm in arms:
-        r = run_cell(Cell(cfg.env.name, arm.name, cfg.seed), arm, out, dataset, cfg.param_budget, cfg.train, cfg.device)
-        print(f"{arm.name}: {cell_summary(r)}")
-        results.append(r)
-    summary = summarize(results)
-    text = markdown(summary)
-    title = f"{cfg.env.name}: behavior cloning, {cfg.param_budget:,}-parameter policies, seed {cfg.seed}"
-    write_report(out, f"# {title}\n\n{text}\n", summary, {"comparison.png": plot})
-    print(f"\n{title}\n\n{text}\n\nplot: {out / 'comparison.png'}   table: {out / 'results.md'}")
-    return summary
+def run_demo(cfg: DictConfig, argv: list[str] | None = None) -> dict:
+    """The demo of ``cfg`` (a composed ``demo.yaml``: ``compare.yaml`` at its ``demo`` profile): :func:`run_compare`
+    with ``cfg.jobs`` cells at a time (Hydra's joblib launcher, which gives each job its share of the cores;
+    finished cells are read back), then one sentence on what its memory section shows (:func:`memory_reading`),
+    printed and returned under ``"reading"`` with the statistics. ``argv``: the command's overrides."""
+    if cfg.jobs < 1:
+        raise ValueError(f"jobs must be >= 1 (cells at a time), got {cfg.jobs}")
+    cells_argv = ["profile=demo", *(o for o in argv or [] if not o.startswith("jobs="))]  # cells compose compare.yaml
+    launcher = ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={cfg.jobs}"] if cfg.jobs > 1 else None
+    summary = run_compare(cfg, cells_argv, launcher, "demo", "cadence-demo")
+    reading = memory_reading(summary["memory"])
+    print(f"\nWhat it shows: {reading}\nplots: {Path(cfg.out) / 'memory.png'}   table: {Path(cfg.out) / 'results.md'}")
+    return summary | {"reading": reading}

@@ -20,10 +20,10 @@ from .grid import LRSweep, arm_at_lr, resolve_task
 
 
 def provenance(argv: list[str]) -> str:
-    """The command (``cadence-compare ARGV``), git commit, date and machine that produced a report."""
+    """The command (``argv``: its name and arguments), git commit, date and machine that produced a report."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     cpu = platform.processor() or platform.machine()
-    return (f"Command: `cadence-compare {' '.join(argv)}`  \n"
+    return (f"Command: `{' '.join(argv)}`  \n"
             f"Commit: {commit or 'unknown'}, {time.strftime('%Y-%m-%d')}  \n"
             f"Machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}")  # fmt: skip
 
@@ -37,8 +37,9 @@ def per_task_text(cfg: DictConfig, tasks: list[str]) -> str:
 
 
 def markdown(summary: dict) -> str:
-    """Per-task table (mean [95% CI] of the normalized score), the success rates, and the IQM aggregate (with a
-    note naming the ``unranked`` memory tasks it leaves out)."""
+    """Per-task table (mean [95% CI] of the normalized score), the success rates, the IQM aggregate (with a
+    note naming the ``unranked`` memory tasks it leaves out), the probability that the reference arm improves on
+    each other arm (when :func:`~cadence.comparison.stats.summarize` found one), and the robustness table."""
     tasks, backbones = summary["tasks"], summary["backbones"]
     lines = ["| task | " + " | ".join(backbones) + " |", "|---" * (len(backbones) + 1) + "|"]
     for t in tasks:
@@ -69,6 +70,14 @@ def markdown(summary: dict) -> str:
                      f"{cells[0]['params']:,} | {np.mean([c['latency_ms_p50'] for c in cells]):.3f} | "
                      f"{np.mean([c['samples_per_s'] for c in cells]):,.0f} | "
                      f"{np.mean([c['train_s'] for c in cells]):.0f} |")  # fmt: skip
+    if improvement := summary["improvement"]:
+        reference = next(iter(improvement))[0]
+        lines += ["", f"Probability of improvement: the chance that a run of {reference} scores above a run of the "
+                  "other arm on the same task (ties count ½), mean over the ranked tasks both have, with a 95% "
+                  "stratified bootstrap CI (seeds resampled within each task, for each arm apart):", "",
+                  f"| arm | P({reference} > arm) [95% CI] | tasks |", "|---|---|---|"]  # fmt: skip
+        for (_, b), p in improvement.items():
+            lines.append(f"| {b} | {p['p']:.2f} [{p['ci'][0]:.2f}, {p['ci'][1]:.2f}] | {p['tasks']} |")
     stressors = list(dict.fromkeys(k for c in summary["cells"].values() for k in c["robustness"]))
     if stressors:
         lines += ["", "Robustness at evaluation (best checkpoint; normalized score, mean over tasks and seeds):", "",
@@ -123,6 +132,24 @@ def plot_curves(summary: dict, path: Path) -> Path:
     for ax in axes[:, 0]:
         ax.set_ylabel("normalized score")
     axes[0, -1].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_profiles(summary: dict, path: Path) -> Path:
+    """Performance profiles over the ranked tasks (``summary["profiles"]``:
+    :func:`~cadence.comparison.stats.performance_profile` per backbone): the fraction of runs whose normalized
+    score is above each threshold τ, with its 95% stratified bootstrap CI band; saved as PNG (atomically)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for b, profile in summary["profiles"].items():
+        (line,) = ax.plot(profile.taus, profile.fraction, label=b)
+        ax.fill_between(profile.taus, profile.lo, profile.hi, color=line.get_color(), alpha=0.15)
+    ax.axvline(100, color="k", lw=0.8, ls="--")
+    ax.set(xlabel="normalized score τ (expert = 100)", ylabel="fraction of runs with score > τ", ylim=(-0.02, 1.02))
+    if summary["profiles"]:
+        ax.legend(fontsize=8)
+    else:  # only memory tasks, graded by success
+        ax.text(0.5, 0.5, "no ranked task", transform=ax.transAxes, ha="center")
     return _save(fig, path)
 
 
@@ -214,7 +241,7 @@ def memory_markdown(memory: dict) -> str:
     """The memory section of a report on ``memory`` (:func:`~cadence.comparison.stats.memory_summary`): per
     family a table of success % [95% CI] (n seeds) per backbone (rows) and dial (columns), with each backbone's
     memory horizon, and a table of its training cost per cell; out-of-budget cells show their measured cost."""
-    lines = ["## Memory: success vs horizon", "", MEMORY_TEXT]
+    lines = ["## Memory: success vs horizon", "", MEMORY_TEXT, "", f"In short: {memory_reading(memory)}"]
     for family, m in memory.items():
         head, rule = " | ".join(f"{d:g}" for d in m["dials"]), "|---" * (len(m["dials"]) + 1) + "|"
         lines += ["", f"### {family}", "", f"Success rate at each dial (chance {100 * m['chance']:.3g}%, expert "
@@ -228,6 +255,29 @@ def memory_markdown(memory: dict) -> str:
         for b in m["backbones"]:
             lines.append(f"| {b} | " + " | ".join(_cost_text(m["cells"].get((b, d))) for d in m["dials"]) + " |")
     return "\n".join(lines)
+
+
+def memory_reading(memory: dict) -> str:
+    """One sentence per family of ``memory`` (:func:`~cadence.comparison.stats.memory_summary`) on what it shows:
+    which backbones stay above the threshold halfway between chance and the expert at the shortest and at the
+    longest dial, and which fall below it there, with their success."""
+
+    def at(m: dict, d: float, above: bool) -> str:
+        means = {b: m["cells"][(b, d)]["mean"] for b in m["backbones"] if (b, d) in m["cells"]}
+        threshold = (m["chance"] + m["expert"]) / 2
+        return ", ".join(f"{b} {100 * s:.0f}%" for b, s in means.items()
+                         if not np.isnan(s) and (s > threshold) == above) or "none"  # fmt: skip
+
+    sentences = []
+    for family, m in memory.items():
+        low, high = m["dials"][0], m["dials"][-1]
+        shortest = "" if low == high else f"at {low:g} steps {at(m, low, True)}; "
+        oob = [b for b in m["backbones"] if (b, high) in m["cells"] and not m["cells"][(b, high)]["n"]]
+        sentences.append(f"{family}, success above halfway between chance ({100 * m['chance']:.3g}%) and the expert "
+                         f"({100 * m['expert']:.3g}%): {shortest}at {high:g} steps {at(m, high, True)} "
+                         f"(below: {at(m, high, False)}" + (f"; out of budget: {', '.join(oob)}" if oob else "") +
+                         ").")  # fmt: skip
+    return " ".join(sentences)
 
 
 def _success_text(c: dict | None) -> str:
@@ -278,11 +328,15 @@ def plot_memory(memory: dict, path: Path) -> Path:
 
 def grid_text(cfg: DictConfig, summary: dict, argv: list[str], profile: str, tasks: list[str], wall_s: float,
               sweep: str = "", memory: dict | None = None) -> str:  # fmt: skip
-    """The whole ``cadence-compare`` report of ``summary``: provenance, budget, the tables of :func:`markdown`,
-    the ``sweep`` section (:func:`sweep_text`, '' without a sweep), the figures of :func:`grid_plots` and, when
-    the grid has memory tasks, the memory section of ``memory`` (:func:`memory_markdown`); ``tasks`` are every
-    task the run trained on (the sweep's included), ``wall_s`` its duration."""
+    """The whole report of ``summary`` (``argv``: the command's name and arguments): provenance, budget, the
+    tables of :func:`markdown`, the ``sweep`` section (:func:`sweep_text`, '' without a sweep), the figures of
+    :func:`grid_plots` and, when the grid has memory tasks, the memory section of ``memory``
+    (:func:`memory_markdown`); ``tasks`` are every task the run trained on (the sweep's included), ``wall_s`` its
+    duration."""
     sweep_section = f"{sweep}\n\n" if sweep else ""
+    profiles = ("\nPerformance profiles over the ranked tasks: the fraction of runs (task × seed, tasks weighted "
+                "alike) whose normalized score is above τ, with 95% stratified bootstrap CI bands:\n\n"
+                "![profiles](profiles.png)\n") if summary["profiles"] else ""  # fmt: skip
     memory_section = f"\n{memory_markdown(memory)}\n\n![memory](memory.png)\n" if memory else ""
     return (f"# Backbone comparison ({profile} profile)\n\n{provenance(argv)}  \n"
             f"Budget: {cfg.param_budget:,} parameters per policy, {cfg.train.steps} gradient steps"
@@ -291,10 +345,11 @@ def grid_text(cfg: DictConfig, summary: dict, argv: list[str], profile: str, tas
             f"Normalized score 100·(R − R_random)/(R_expert − R_random), mean [95% bootstrap CI] over seeds:\n\n"
             f"{markdown(summary)}\n\n{sweep_section}![scores](scores.png)\n\n"
             f"Learning curves (mean over seeds) against gradient steps and training time:\n\n"
-            f"![curves](curves.png)\n{memory_section}")  # fmt: skip
+            f"![curves](curves.png)\n{profiles}{memory_section}")  # fmt: skip
 
 
-GRID_PLOTS: dict[str, Callable[[dict, Path], Path]] = {"scores.png": plot, "curves.png": plot_curves}
+GRID_PLOTS: dict[str, Callable[[dict, Path], Path]] = {"scores.png": plot, "curves.png": plot_curves,
+                                                        "profiles.png": plot_profiles}  # fmt: skip
 """The figures of a ``cadence-compare`` report, by file name."""
 
 

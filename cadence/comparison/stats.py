@@ -2,13 +2,16 @@
 
 Per task and backbone the mean normalized score with a 95% bootstrap confidence interval over seeds; per
 backbone the interquartile mean (IQM) over all task × seed runs with a stratified bootstrap CI (seeds
-resampled within each task). The memory tasks are graded by success instead: per family (an env with a memory
-dial) and backbone the success rate at every dial with its bootstrap CI, and the memory horizon where it ends.
+resampled within each task), its performance profile (the fraction of runs above each score threshold) and the
+probability that LinOSS improves on each other backbone, the two with stratified bootstrap CIs too (Agarwal et
+al. 2021, the ``rliable`` package's quantities). The memory tasks are graded by success instead: per family (an
+env with a memory dial) and backbone the success rate at every dial with its bootstrap CI, and the memory horizon
+where it ends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import NamedTuple
 
 import numpy as np
@@ -30,12 +33,64 @@ def iqm(values: np.ndarray) -> float:
     return float(v[k : len(v) - k].mean()) if len(v) >= 4 else float(v.mean())
 
 
+def stratified_bootstrap_ci(stat: Callable[..., float | np.ndarray], *by_task: dict[str, np.ndarray], n: int = 2000,
+                            seed: int = 0) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """95% percentile bootstrap interval of ``stat(*by_task)`` (a number or an array ``(K,)``: an interval per
+    entry), each ``by_task`` ``{TASK: (runs,)}`` scores: ``n`` resamples of every task's runs within that task,
+    independently for each of ``by_task`` (rliable's stratified bootstrap). Returns (lower, upper), each shaped as
+    ``stat``'s value."""
+    rng = np.random.default_rng(seed)
+    samples = [stat(*({t: rng.choice(v, len(v)) for t, v in scores.items()} for scores in by_task)) for _ in range(n)]
+    return np.percentile(samples, 2.5, axis=0), np.percentile(samples, 97.5, axis=0)
+
+
 def stratified_iqm_ci(by_task: dict[str, np.ndarray], n: int = 2000, seed: int = 0) -> tuple[float, float]:
     """95% bootstrap CI of the IQM over every task's runs, ``by_task``: ``{TASK: (seeds,)}`` scores, resampling
     seeds within each task."""
-    rng = np.random.default_rng(seed)
-    samples = [iqm(np.concatenate([rng.choice(v, len(v)) for v in by_task.values()])) for _ in range(n)]
-    return float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5))
+    lo, hi = stratified_bootstrap_ci(lambda scores: iqm(np.concatenate(list(scores.values()))), by_task, n=n, seed=seed)
+    return float(lo), float(hi)
+
+
+def score_distribution(by_task: dict[str, np.ndarray], taus: np.ndarray) -> np.ndarray:
+    """The fraction of runs whose score is above each threshold of ``taus`` ``(K,)``, per task of ``by_task``
+    (``{TASK: (runs,)}`` scores), then averaged over tasks: rliable's score distribution. Returns ``(K,)``."""
+    return np.mean([(v[:, None] > np.asarray(taus)[None, :]).mean(axis=0) for v in by_task.values()], axis=0)
+
+
+class Profile(NamedTuple):
+    """A performance profile (:func:`performance_profile`): at each threshold of ``taus`` ``(K,)``, the
+    ``fraction`` of runs above it and its 95% CI ``lo``, ``hi``, all ``(K,)``."""
+
+    taus: np.ndarray
+    fraction: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+
+def performance_profile(by_task: dict[str, np.ndarray], taus: np.ndarray, n: int = 2000, seed: int = 0) -> Profile:
+    """The performance profile of ``by_task`` (``{TASK: (runs,)}`` scores) at the thresholds ``taus`` ``(K,)``:
+    :func:`score_distribution` with its stratified bootstrap CI (runs resampled within each task), as rliable's
+    ``create_performance_profile``."""
+    taus = np.asarray(taus, dtype=float)
+    lo, hi = stratified_bootstrap_ci(lambda scores: score_distribution(scores, taus), by_task, n=n, seed=seed)
+    return Profile(taus, score_distribution(by_task, taus), lo, hi)
+
+
+def probability_of_improvement(x: dict[str, np.ndarray], y: dict[str, np.ndarray]) -> float:
+    """P(X > Y): the probability that a run of ``x`` scores above a run of ``y`` on the same task, ties counting
+    one half (the Mann-Whitney U statistic over the ``runs_x · runs_y`` pairs), averaged over the tasks of ``x``
+    (``{TASK: (runs_x,)}`` scores; ``y``: ``{TASK: (runs_y,)}``, at least those tasks), as rliable's
+    ``probability_of_improvement``."""
+    # (sign(x − y) + 1) / 2 over every pair: 1 where x's run wins, ½ on a tie, 0 where it loses
+    return float(np.mean([(np.sign(v[:, None] - y[t][None, :]) + 1).mean() / 2 for t, v in x.items()]))
+
+
+def improvement_ci(x: dict[str, np.ndarray], y: dict[str, np.ndarray], n: int = 2000,
+                   seed: int = 0) -> tuple[float, float]:  # fmt: skip
+    """95% stratified bootstrap CI of :func:`probability_of_improvement` of ``x`` over ``y`` (``{TASK: (runs,)}``
+    scores each): runs resampled within each task, independently for ``x`` and ``y``."""
+    lo, hi = stratified_bootstrap_ci(probability_of_improvement, x, y, n=n, seed=seed)
+    return float(lo), float(hi)
 
 
 def learning_curve(runs: list[dict]) -> dict[str, list[float]]:
@@ -47,17 +102,21 @@ def learning_curve(runs: list[dict]) -> dict[str, list[float]]:
             for k in ("step", "train_s", "normalized_score")}  # fmt: skip
 
 
-def summarize(results: list[dict], unranked: Collection[str] = ()) -> dict:
+def summarize(results: list[dict], unranked: Collection[str] = (), reference: str = "linoss") -> dict:
     """Per (task, backbone) and per backbone statistics of the normalized score of ``results`` (cell JSONs):
     ``tasks`` (sorted), ``backbones`` (in order of appearance), ``cells`` ``{(TASK, ARM): {mean, ci, n, params,
     latency_ms_p50, train_s, samples_per_s, robustness, success_rate, curve}}``, ``aggregate``
     ``{ARM: {iqm, ci, n}}`` over every task but the ``unranked`` ones (the memory tasks, graded by success:
-    :func:`memory_summary`; iqm and ci NaN, n 0, when none is left) and ``unranked`` (those of ``tasks``, sorted).
+    :func:`memory_summary`; iqm and ci NaN, n 0, when none is left), ``unranked`` (those of ``tasks``, sorted),
+    and over the same ranked tasks: ``profiles`` ``{ARM: Profile}`` (:func:`performance_profile` at 101 thresholds
+    spanning 0–100 and every ranked score; arms with a ranked task only) and ``improvement`` ``{(REFERENCE, ARM):
+    {p, ci, tasks}}``: :func:`probability_of_improvement` of the ``reference`` arm over every other arm on the
+    ranked tasks both have, with :func:`improvement_ci` (empty without the ``reference`` arm).
     Cells that were out of budget have no scores and are left to the memory section."""
     results = [r for r in results if r.get("status") != "out_of_budget"]
     tasks = sorted({r["task"] for r in results})
     backbones = list(dict.fromkeys(r["backbone"] for r in results))
-    per_cell, per_backbone = {}, {}
+    per_cell, per_backbone, ranked_by = {}, {}, {}
     for b in backbones:
         by_task = {}
         for t in tasks:
@@ -80,10 +139,33 @@ def summarize(results: list[dict], unranked: Collection[str] = ()) -> dict:
         if ranked := {t: v for t, v in by_task.items() if t not in unranked}:
             all_scores = np.concatenate(list(ranked.values()))
             per_backbone[b] = {"iqm": iqm(all_scores), "ci": stratified_iqm_ci(ranked), "n": len(all_scores)}
+            ranked_by[b] = ranked
         else:  # every task of this backbone is unranked
             per_backbone[b] = {"iqm": np.nan, "ci": (np.nan, np.nan), "n": 0}
     return {"tasks": tasks, "backbones": backbones, "cells": per_cell, "aggregate": per_backbone,
-            "unranked": [t for t in tasks if t in unranked]}  # fmt: skip
+            "unranked": [t for t in tasks if t in unranked], "profiles": _profiles(ranked_by),
+            "improvement": _improvement(ranked_by, reference)}  # fmt: skip
+
+
+def _profiles(ranked_by: dict[str, dict[str, np.ndarray]]) -> dict[str, Profile]:
+    """:func:`performance_profile` of every arm of ``ranked_by`` (``{ARM: {TASK: (runs,)}}``) at 101 thresholds
+    from the lowest to the highest of 0, 100 and every score."""
+    scores = np.concatenate([[0.0, 100.0], *(v for ranked in ranked_by.values() for v in ranked.values())])
+    taus = np.linspace(scores.min(), scores.max(), 101)
+    return {b: performance_profile(ranked, taus) for b, ranked in ranked_by.items()}
+
+
+def _improvement(ranked_by: dict[str, dict[str, np.ndarray]], reference: str) -> dict[tuple[str, str], dict]:
+    """P(``reference`` > ARM) with its CI, over the tasks both have, for every other arm of ``ranked_by``
+    (``{ARM: {TASK: (runs,)}}``) that shares a task with it; {} when ``reference`` has no ranked task."""
+    x = ranked_by.get(reference, {})
+    improvement = {}
+    for b, ranked in ranked_by.items():
+        if b != reference and (shared := [t for t in x if t in ranked]):
+            xs, ys = {t: x[t] for t in shared}, {t: ranked[t] for t in shared}
+            improvement[(reference, b)] = {"p": probability_of_improvement(xs, ys), "ci": improvement_ci(xs, ys),
+                                           "tasks": len(shared)}  # fmt: skip
+    return improvement
 
 
 class Horizon(NamedTuple):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import logging
 import re
 import sys
 from collections.abc import Callable
@@ -88,6 +89,11 @@ def preflight(name: str, config_name: str, argv: list[str]) -> DictConfig | None
     return cfg
 
 
+QUIET_LOGGERS = ("lerobot", "OpenGL")
+"""Libraries whose INFO records (a video-codec line per dataset part, an OpenGL notice) drown a command's own;
+their warnings and errors still show."""
+
+
 def command(name: str, config_name: str, disk_full: str = "free some space and run the command again"
             ) -> Callable[[Callable[[DictConfig], object]], Callable[[], object]]:  # fmt: skip
     """Decorator: ``task(cfg)`` as the command ``name`` over ``cadence/configs/CONFIG_NAME.yaml`` (module docstring);
@@ -96,6 +102,8 @@ def command(name: str, config_name: str, disk_full: str = "free some space and r
     def decorate(task: Callable[[DictConfig], object]) -> Callable[[], object]:
         @functools.wraps(task)  # Hydra finds the script (its config path, its job name) through __wrapped__
         def job(cfg: DictConfig) -> object:
+            for logger in QUIET_LOGGERS:
+                logging.getLogger(logger).setLevel(logging.WARNING)
             try:
                 return task(cfg)
             except USER_ERRORS as e:

@@ -1,14 +1,15 @@
 """``cadence-demo``: the main job — demonstrations → one policy per backbone → evaluation → table + plot.
 
-A thin Hydra wrapper around :func:`cadence.comparison.run_demo`, a one-task, one-seed run of the comparison
-grid (:mod:`cadence.comparison`): every backbone gets the same dataset, encoder, head, parameter budget,
-optimizer, schedule, gradient steps and seed (``cadence/configs/demo.yaml``); only the temporal backbone
-differs. Finished backbones are read back on a re-run, so an interrupted demo continues where it stopped.
+A thin Hydra wrapper around :func:`cadence.comparison.run_demo`: the comparison grid (:mod:`cadence.comparison`)
+at two horizons of the cue → delay → reach task and one seed (``cadence/configs/demo.yaml``). Every backbone gets
+the same dataset, encoder, head, parameter budget, optimizer, schedule, gradient steps and seed; only the temporal
+backbone differs. Finished cells are read back on a re-run, so an interrupted demo continues where it stopped.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 
 from omegaconf import DictConfig
 
@@ -23,7 +24,7 @@ def main(cfg: DictConfig) -> None:
 
     configure_allocator()
     logging.basicConfig(level=logging.INFO)
-    run_demo(cfg)
+    run_demo(cfg, sys.argv[1:])
 
 
 if __name__ == "__main__":

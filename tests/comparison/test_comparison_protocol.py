@@ -1,13 +1,13 @@
 """The protocols: ``cadence-compare``'s grid (the learning-rate sweep on a tuning seed, extended beyond an edge
 optimum, then the grid at each arm's rate;
-per-task budgets; finished cells that no longer match the grid refused) and ``cadence-demo``'s one-task run."""
+per-task budgets; finished cells that no longer match the grid refused) and ``cadence-demo``'s memory grid."""
 
 import json
 import shutil
 
 import pytest
 
-from cadence.comparison import LRSweep, arm_at_lr, markdown, run_compare, run_demo
+from cadence.comparison import LRSweep, arm_at_lr, run_compare, run_demo
 from cadence.configs import compose
 
 TASK = "invertedpendulum_p"
@@ -60,24 +60,23 @@ def test_per_task_settings_give_one_task_its_own_budget_for_every_arm(dataset, t
         out / "results.md").read_text()  # fmt: skip
 
 
-def test_demo_writes_its_table_and_plot_and_reads_finished_backbones_back(dataset, tmp_path, capsys):
-    out = tmp_path / "demo"
-    shutil.copytree(dataset, out / "datasets" / TASK)
-    overrides = [f"out={out}", "backbones=[gru,mlp]", "param_budget=5000", "collect.episodes=3", "train.steps=10",
-                 "train.batch_size=8", "train.window=8", "train.eval_episodes=2", "train.eval_envs=1"]  # fmt: skip
-    summary = run_demo(compose("demo", overrides))
-    title = f"{TASK}: behavior cloning, 5,000-parameter policies, seed 0"
-    assert (out / "results.md").read_text() == f"# {title}\n\n{markdown(summary)}\n"
-    assert (out / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    printed = capsys.readouterr().out
-    assert printed.startswith("gru: normalized score ") and "\nmlp: normalized score " in printed
-    assert printed.endswith(f"\n{title}\n\n{markdown(summary)}\n\nplot: {out / 'comparison.png'}   table: "
-                            f"{out / 'results.md'}\n")  # fmt: skip
+def test_demo_runs_the_memory_grid_prints_what_it_shows_and_reads_finished_cells_back(tmp_path, capsys):
+    out, task = tmp_path / "demo", "memory_reacher_d16"
+    overrides = [f"out={out}", f"tasks=[{task}]", "backbones=[gru,mlp]", "param_budget=5000", "collect.episodes=4",
+                 "train.steps=10", "train.batch_size=4", "train.eval_every=0", "train.eval_episodes=2",
+                 "train.eval_envs=1", "jobs=1"]  # fmt: skip
+    summary = run_demo(compose("demo", overrides), overrides)
+    text = (out / "results.md").read_text()
+    assert text.startswith(f"# Backbone comparison (demo profile)\n\nCommand: `cadence-demo profile=demo out={out} ")
+    assert f"In short: {summary['reading']}" in text and (out / "memory.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert summary["reading"].startswith("memory_reacher, success above halfway between chance (25%) and the expert "
+                                         "(100%): at 16 steps ")  # fmt: skip
+    assert f"\nWhat it shows: {summary['reading']}\nplots: {out / 'memory.png'}" in capsys.readouterr().out
 
     def finished() -> dict[str, float]:
-        return {b: json.loads((out / "cells" / TASK / b / "seed0.json").read_text())["finished"]
+        return {b: json.loads((out / "cells" / task / b / "seed0.json").read_text())["finished"]
                 for b in ("gru", "mlp")}  # fmt: skip
 
     before = finished()
-    run_demo(compose("demo", overrides))  # a re-run reads every backbone back
+    run_demo(compose("demo", overrides), overrides)  # a re-run reads every cell back
     assert finished() == before

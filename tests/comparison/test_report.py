@@ -1,14 +1,14 @@
-"""The report built from cells: its tables (robustness, success rate), figures, the memory section (success vs
-horizon, cost, memory horizon; its tasks read from the grid config), and the one writer of ``results.md``,
-``summary.json`` and the PNGs."""
+"""The report built from cells: its tables (robustness, success rate, probability of improvement), figures
+(performance profiles among them), the memory section (success vs horizon, cost, memory horizon; its tasks read
+from the grid config), and the one writer of ``results.md``, ``summary.json`` and the PNGs."""
 
 import json
 
 import pytest
 
 from cadence.comparison import (GRID_PLOTS, MEMORY_ENVS, grid_plots, grid_text, markdown, memory_markdown,
-                                memory_summary, memory_tasks, plot_curves, plot_memory, summarize,
-                                write_report)  # fmt: skip
+                                memory_reading, memory_summary, memory_tasks, plot_curves, plot_memory, plot_profiles,
+                                summarize, write_report)  # fmt: skip
 from cadence.configs import compose
 from cadence.envs.registration import MEMORY_TASKS
 
@@ -20,7 +20,7 @@ def test_report_has_robustness_table_and_curves(cells, tmp_path):
     summary = summarize(cells)
     text = markdown(summary)
     assert "| backbone | clean | delay3 | noise |" in text
-    assert text.count("\n| gru |") == 2 and text.count("\n| linoss |") == 2  # aggregate and robustness rows
+    assert text.count("\n| gru |") == 3 and text.count("\n| linoss |") == 2  # aggregate, P(linoss > gru), robustness
     assert summary["cells"][(TASK, "gru")]["curve"]["step"] == [10.0, 20.0]
     png = plot_curves(summary, tmp_path / "curves.png")
     assert png.read_bytes()[:8] == PNG
@@ -42,8 +42,9 @@ def test_write_report_writes_text_statistics_and_figures_and_a_copy(cells, tmp_p
     assert (out / "results.md").read_text() == copy.read_text() == "# title\n"
     stats = json.loads((out / "summary.json").read_text())
     assert set(stats) == {f"{TASK}/gru", f"{TASK}/linoss"} and stats[f"{TASK}/gru"]["n"] == 1
-    assert sorted(p.name for p in out.iterdir()) == ["curves.png", "results.md", "scores.png", "summary.json"]
-    assert sorted(p.name for p in copy.parent.iterdir()) == ["curves.png", "report.md", "scores.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["curves.png", "profiles.png", "results.md", "scores.png",
+                                                     "summary.json"]  # fmt: skip
+    assert sorted(p.name for p in copy.parent.iterdir()) == ["curves.png", "profiles.png", "report.md", "scores.png"]
     assert all((folder / "scores.png").read_bytes()[:8] == PNG for folder in (out, copy.parent))
 
 
@@ -51,6 +52,27 @@ def memory_cell(task, backbone, seed, success, **extra):
     """A finished cell as ``run_cell`` writes it (the keys the report reads)."""
     return {"task": task, "backbone": backbone, "seed": seed, "success_rate": success, "normalized_score": 50.0,
             "train_s": 100.0, "latency_ms_p50": 0.5, "params": 1000, "samples_per_s": 10.0, "history": []} | extra
+
+
+def test_report_gives_the_probability_that_linoss_improves_on_each_arm_and_their_performance_profiles(tmp_path):
+    # on task t linoss 60, 80 against gru 50, 70: 3 of the 4 pairs won; against mlp 90, 95: none; the transformer
+    # has only the memory task, so no ranked task in common with linoss
+    scores = {"linoss": (60.0, 80.0), "gru": (50.0, 70.0), "mlp": (90.0, 95.0)}
+    results = [memory_cell("t", b, s, None, normalized_score=x) for b, xs in scores.items() for s, x in enumerate(xs)]
+    results.append(memory_cell("mr_d16", "transformer", 0, 1.0))
+    summary = summarize(results, unranked=MEMORY)
+    table = markdown(summary).split("Probability of improvement")[1].split("\n\n")[1].splitlines()
+    lo, hi = summary["improvement"][("linoss", "gru")]["ci"]
+    assert table == ["| arm | P(linoss > arm) [95% CI] | tasks |", "|---|---|---|",
+                     f"| gru | 0.75 [{lo:.2f}, {hi:.2f}] | 1 |", "| mlp | 0.00 [0.00, 0.00] | 1 |"]  # fmt: skip
+    assert "Probability of improvement" not in markdown(summarize([r for r in results if r["backbone"] != "linoss"]))
+    text = grid_text(compose("compare"), summary, [], "full", summary["tasks"], 60.0)
+    assert "![profiles](profiles.png)" in text
+    assert "profiles.png" not in grid_text(compose("compare"), summarize(results[-1:], unranked=MEMORY), [], "full",
+                                           [], 60.0)  # only memory tasks: nothing ranked to profile  # fmt: skip
+    assert GRID_PLOTS["profiles.png"] is plot_profiles
+    assert plot_profiles(summary, tmp_path / "profiles.png").read_bytes()[:8] == PNG
+    assert plot_profiles(summarize(results[-1:], unranked=MEMORY), tmp_path / "none.png").read_bytes()[:8] == PNG
 
 
 OUT_OF_BUDGET = {"status": "out_of_budget", "s_per_step": 2.5, "peak_memory_mb": 12000.0}
@@ -71,6 +93,14 @@ def memory_results() -> list[dict]:
     gru = [memory_cell("dt_k1", "gru", 0, 0.4), memory_cell("dt_k4", "gru", 0, 0.2),
            {"task": "dt_k4", "backbone": "gru", "seed": 1} | OUT_OF_BUDGET]  # fmt: skip
     return [*linoss, *transformer, *gru, memory_cell(TASK, "linoss", 0, None)]
+
+
+def test_the_memory_reading_names_who_stays_above_the_threshold_at_the_shortest_and_longest_dial():
+    reading = memory_reading(memory_summary(memory_results(), MEMORY, LEVELS))
+    assert reading == ("memory_reacher, success above halfway between chance (25%) and the expert (100%): at 16 steps "
+                       "linoss 100%, transformer 100%; at 4096 steps none (below: linoss 25%; out of budget: "
+                       "transformer). delayed_tracking, success above halfway between chance (0%) and the expert "
+                       "(100%): at 1 steps none; at 4 steps none (below: gru 20%).")  # fmt: skip
 
 
 def test_memory_section_tables_success_horizon_and_cost_with_out_of_budget_cells_shown():

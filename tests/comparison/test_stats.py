@@ -1,11 +1,14 @@
-"""The statistics of a comparison: the IQM, bootstrap CIs (plain and stratified by task), learning curves,
-the per-cell / per-backbone summary, and the memory tasks' success vs horizon."""
+"""The statistics of a comparison: the IQM, bootstrap CIs (plain and stratified by task), performance profiles
+and the probability of improvement (rliable's formulas), learning curves, the per-cell / per-backbone summary,
+and the memory tasks' success vs horizon."""
 
 import numpy as np
 import pytest
+from scipy.stats import mannwhitneyu
 
-from cadence.comparison import (Horizon, bootstrap_ci, iqm, learning_curve, memory_horizon, memory_summary,
-                                stratified_iqm_ci, summarize)  # fmt: skip
+from cadence.comparison import (Horizon, bootstrap_ci, improvement_ci, iqm, learning_curve, memory_horizon,
+                                memory_summary, performance_profile, probability_of_improvement, score_distribution,
+                                stratified_bootstrap_ci, stratified_iqm_ci, summarize)  # fmt: skip
 
 
 def test_iqm_drops_the_outer_quartiles():
@@ -18,6 +21,62 @@ def test_bootstrap_intervals_bracket_the_statistic():
     lo, hi = bootstrap_ci(np.array([1.0, 2.0, 3.0, 10.0]))
     assert 1.0 <= lo < 4.0 < hi <= 10.0
     assert stratified_iqm_ci({"a": np.array([10.0, 10.0]), "b": np.array([20.0, 20.0])}) == (15.0, 15.0)
+
+
+def test_stratified_bootstrap_resamples_runs_within_each_task_only():
+    # a task's resample only ever holds its own runs: a mean per task has its interval inside that task's range
+    by_task = {"a": np.array([0.0, 1.0, 2.0]), "b": np.array([10.0, 11.0])}
+    lo, hi = stratified_bootstrap_ci(lambda s: np.array([s["a"].mean(), s["b"].mean()]), by_task, n=500)
+    assert lo.shape == hi.shape == (2,) and 0 <= lo[0] < 1 < hi[0] <= 2 and 10 <= lo[1] < 10.5 < hi[1] <= 11
+    # two score sets are resampled independently: x's constant runs stay constant whatever y's do
+    x, y = {"a": np.array([5.0, 5.0])}, {"a": np.array([0.0, 9.0])}
+    lo, hi = stratified_bootstrap_ci(lambda u, v: u["a"].mean() - v["a"].mean(), x, y, n=500)
+    assert (lo, hi) == (-4.0, 5.0)
+    many = {"a": np.arange(20.0) ** 2}
+    assert stratified_iqm_ci(many, seed=1) == stratified_iqm_ci(many, seed=1) != stratified_iqm_ci(many)  # seeded
+
+
+# rliable's worked inputs, small enough to count by hand: task a, x = 1, 2, 3 against y = 2, 4: of the 6 pairs x
+# wins 3 > 2 and ties 2 = 2: (1 + ½) / 6 = 1/4; task b, x = 5, 5 against y = 5, 1, 0: each 5 ties once and wins
+# twice: 2 × 2.5 / 6 = 5/6; the mean over tasks: (1/4 + 5/6) / 2 = 13/24
+X = {"a": np.array([1.0, 2.0, 3.0]), "b": np.array([5.0, 5.0])}
+Y = {"a": np.array([2.0, 4.0]), "b": np.array([5.0, 1.0, 0.0])}
+
+
+def test_probability_of_improvement_counts_the_pairs_won_with_ties_as_half():
+    assert probability_of_improvement(X, Y) == pytest.approx(13 / 24)
+    # rliable's per-task value: the Mann-Whitney U statistic over the n·m pairs
+    assert probability_of_improvement(X, Y) == pytest.approx(
+        np.mean([mannwhitneyu(X[t], Y[t]).statistic / (len(X[t]) * len(Y[t])) for t in X]))  # fmt: skip
+    assert probability_of_improvement(Y, X) == pytest.approx(1 - 13 / 24)  # P(Y > X) = 1 − P(X > Y)
+    assert probability_of_improvement(X, X) == 0.5  # identical distributions
+    assert probability_of_improvement({"a": np.array([3.0, 4.0])}, {"a": np.array([1.0, 2.0, 2.5])}) == 1.0
+    assert probability_of_improvement({"a": np.array([7.0])}, {"a": np.array([7.0]), "b": np.array([0.0])}) == 0.5
+
+
+def test_improvement_ci_holds_the_estimate_narrows_with_runs_and_is_seeded():
+    lo, hi = improvement_ci(X, Y)
+    assert 0 <= lo < probability_of_improvement(X, Y) < hi <= 1
+    more = {t: np.tile(v, 8) for t, v in X.items()}, {t: np.tile(v, 8) for t, v in Y.items()}  # same P, 8× runs
+    assert probability_of_improvement(*more) == pytest.approx(13 / 24)
+    lo8, hi8 = improvement_ci(*more)
+    assert lo < lo8 < 13 / 24 < hi8 < hi
+    assert improvement_ci(X, Y, seed=3) == improvement_ci(X, Y, seed=3) != improvement_ci(X, Y, seed=4)
+    assert improvement_ci({"a": np.array([2.0, 3.0])}, {"a": np.array([0.0, 1.0])}) == (1.0, 1.0)  # always wins
+
+
+def test_performance_profile_is_the_fraction_of_runs_above_each_threshold_averaged_over_tasks():
+    # τ = 2: a has 1 of its 3 runs above, b both of its 2: (1/3 + 1) / 2 = 2/3 (tasks weighted alike, not runs: 3/5)
+    assert score_distribution(X, np.array([0.0, 2.0, 3.0, 5.0])) == pytest.approx([1.0, 2 / 3, 0.5, 0.0])
+    profile = performance_profile(X, [-1.0, 2.0, 6.0], n=500)
+    assert profile.fraction[0] == 1.0 and profile.fraction[2] == 0.0  # below every score, above every score
+    assert profile.lo[[0, 2]].tolist() == profile.hi[[0, 2]].tolist() == [1.0, 0.0]  # so in every resample
+    assert profile.fraction[1] == pytest.approx(2 / 3) and profile.lo[1] < profile.fraction[1] < profile.hi[1]
+    wide = profile.hi[1] - profile.lo[1]
+    tiled = performance_profile({t: np.tile(v, 8) for t, v in X.items()}, [-1.0, 2.0, 6.0], n=500)
+    assert tiled.fraction[1] == pytest.approx(2 / 3) and tiled.hi[1] - tiled.lo[1] < wide  # more runs: narrower
+    again = performance_profile(X, [-1.0, 2.0, 6.0], n=500)
+    assert np.array_equal(again.lo, profile.lo) and np.array_equal(again.hi, profile.hi)  # seeded
 
 
 def test_learning_curve_averages_the_evaluations_every_run_has():
@@ -33,6 +92,7 @@ def run(task, backbone, seed, score, success=None):
             "train_s": 10.0, "params": 1000, "samples_per_s": 100.0, "success_rate": success, "history": []}
 
 
+def test_summary_aggregates_each_cell_over_seeds_and_each_backbone_over_tasks():
     results = [run("b_task", "gru", 0, 50.0, 0.5), run("b_task", "gru", 1, 70.0, 1.0), run("a_task", "gru", 0, 90.0),
                run("a_task", "mlp", 0, 10.0)]  # fmt: skip
     s = summarize(results)
@@ -52,6 +112,25 @@ def test_summary_ranks_only_the_tasks_that_are_not_unranked():
     assert s["aggregate"]["gru"] == {"iqm": 90.0, "ci": (90.0, 90.0), "n": 1}  # the memory task's 10 left out
     assert s["aggregate"]["mlp"]["n"] == 0 and np.isnan(s["aggregate"]["mlp"]["iqm"])  # nothing left to rank
     assert summarize(results)["aggregate"]["gru"]["iqm"] == 50.0 and summarize(results)["unranked"] == []
+
+
+def test_summary_profiles_every_ranked_arm_and_gives_the_probability_that_linoss_improves_on_each_other():
+    # on a_task linoss 60, 80 against gru 50, 70: it wins 3 of the 4 pairs; b_task (gru only) and mem (unranked)
+    # are not shared; mlp has only the memory task
+    results = [run("a_task", "linoss", 0, 60.0), run("a_task", "linoss", 1, 80.0), run("a_task", "gru", 0, 50.0),
+               run("a_task", "gru", 1, 70.0), run("b_task", "gru", 0, 0.0), run("mem", "linoss", 0, 0.0),
+               run("mem", "gru", 0, 100.0), run("mem", "mlp", 0, 100.0)]  # fmt: skip
+    s = summarize(results, unranked={"mem"})
+    assert list(s["improvement"]) == [("linoss", "gru")]
+    p = s["improvement"][("linoss", "gru")]
+    assert p["p"] == 0.75 and p["tasks"] == 1 and p["ci"][0] < 0.75 < p["ci"][1]
+    assert set(s["profiles"]) == {"linoss", "gru"}  # mlp has no ranked task
+    gru = s["profiles"]["gru"]
+    # thresholds span 0 to 100 (no ranked score beyond): 101 of them, one per point; gru at τ = 60: a_task 1 of 2,
+    # b_task 0 of 1, (1/2 + 0) / 2
+    assert np.array_equal(gru.taus, np.arange(101.0)) and gru.fraction[60] == 0.25
+    assert summarize(results, unranked={"mem"}, reference="gru")["improvement"][("gru", "linoss")]["p"] == 0.25
+    assert summarize([r for r in results if r["backbone"] != "linoss"])["improvement"] == {}
 
 
 def test_memory_horizon_interpolates_in_log_dial_between_the_last_dial_above_and_the_first_below():

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The published memory grid (docs/results.md, "Memory graded by horizon"), run so that it survives the end of a
+# session: one task at a time, cheapest first, each task's finished cells committed as soon as it is done, so a
+# later run of the same command starts where the last one stopped (finished cells are read back, never re-run).
+# Usage: bash tools/memory_grid.sh [PROFILE] [THREADS] [extra cadence-compare overrides...]
+#   PROFILE: memory (default) | memory_validity;  THREADS: torch/numba threads of the one process (default 1,
+#   which leaves the machine's other core free; the cells record their own training time and the load).
+set -euo pipefail
+profile="${1:-memory}"; threads="${2:-1}"; shift $(( $# > 2 ? 2 : $# ))
+out="docs/comparison/${profile}"
+export OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads" NUMBA_NUM_THREADS="$threads"
+python="${CADENCE_PYTHON:-.venv/bin/python}"; cadence_compare="$(dirname "$python")/cadence-compare"
+mapfile -t tasks < <("$python" - "$profile" <<'PY'
+import sys
+from cadence.configs import compose
+cfg = compose("compare", [f"profile={sys.argv[1]}"])
+order = lambda t: (cfg.variants[t].kwargs.get("delay_steps", cfg.variants[t].kwargs.get("lag_steps", 0)), t)
+print("\n".join(sorted(cfg.tasks, key=order)))  # the shortest horizons, the cheapest cells, first
+PY
+)
+commit() {  # commit PATH's changes alone (other staged work is left as it is); retried while git is busy
+    local path="$1" message="$2"
+    for _ in 1 2 3 4 5 6; do
+        git add "$path" && { git diff --cached --quiet -- "$path" || git commit -q -m "$message" -- "$path"; } && return
+        sleep 10
+    done
+    echo "memory_grid: could not commit $path; commit it by hand" >&2
+}
+for task in "${tasks[@]}"; do
+    "$cadence_compare" "profile=$profile" "tasks=[$task]" "out=$out" "$@"
+    commit "$out/cells/$task" "Memory grid ($profile): $task cells"
+done
+"$cadence_compare" "profile=$profile" "out=$out" "$@"   # every cell is finished: the whole report
+commit "$out" "Memory grid ($profile): report"
