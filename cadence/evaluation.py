@@ -64,6 +64,8 @@ class EvalResult:
         parts = [f"return {self.mean_return:.1f} ± {np.std(self.returns):.1f} over {len(self.returns)} episodes"]
         if self.normalized_score is not None:
             parts.append(f"normalized score {self.normalized_score:.1f}")
+        else:
+            parts.append("score = mean return (no reference returns)")
         if self.successes is not None:
             parts.append(f"success {100 * np.mean(self.successes):.0f}%")
         parts.append(f"latency p50 {self.latency_ms_p50:.3f} ms / p99 {self.latency_ms_p99:.3f} ms per step (batch {self.num_envs})")

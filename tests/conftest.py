@@ -31,3 +31,60 @@ def swimmer_dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("swimmer") / "cpg"
     collect_dataset("swimmer", "cpg", episodes=2, root=root, noise=0.0, seed=0, reference_episodes=1)
     return root
+
+
+@pytest.fixture(scope="session")
+def write_lerobot_dataset(tmp_path_factory):
+    """``write(env_id, observe=..., ...) -> root``: a dataset recorded the way a LeRobot user records one, with
+    LeRobot's own writer (``LeRobotDataset.create`` / ``add_frame`` / ``save_episode``): no ``meta/cadence.json``,
+    no full state, nothing Cadence-specific.
+
+    ``observe`` maps each observation feature to its slice of the env's observation (default: all of it as
+    ``observation.state``); the recorded ``action`` (left out with ``action=False``) is ``controller(obs)``
+    (default: Cadence's LQR expert, which balances InvertedPendulum-v5); ``fps`` defaults to the env's rate.
+    Episodes are cut after ``steps`` frames, the last one marked ``next.done``.
+    """
+    import gymnasium as gym
+    import numpy as np
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    from lerobot.utils.utils import SuppressProgressBars
+
+    from cadence.envs import make_expert
+
+    def vector(n: int) -> dict:
+        return {"dtype": "float32", "shape": (n,), "names": None}
+
+    def write(env_id: str = "InvertedPendulum-v5", observe: dict[str, slice] | None = None, episodes: int = 2,
+              steps: int = 50, fps: int | None = None, action: bool = True, controller=None) -> Path:  # fmt: skip
+        observe = observe or {"observation.state": slice(None)}
+        env = gym.make(env_id)
+        controller = controller or make_expert("lqr", env)
+        obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+        features = {k: vector(len(range(obs_dim)[s])) for k, s in observe.items()}
+        features |= {"action": vector(act_dim)} if action else {}
+        features |= {"next.reward": vector(1), "next.done": {"dtype": "bool", "shape": (1,), "names": None}}
+        root = tmp_path_factory.mktemp("lerobot") / "dataset"
+        ds = LeRobotDataset.create(repo_id="user/recording", root=root, fps=fps or round(1 / env.unwrapped.dt),
+                                   features=features, use_videos=False, video_backend="pyav")  # fmt: skip
+        try:
+            for e in range(episodes):
+                obs, _ = env.reset(seed=e)
+                for t in range(steps):
+                    a = np.asarray(controller(obs), np.float32)
+                    next_obs, reward, terminated, truncated, _ = env.step(a)
+                    done = terminated or truncated or t == steps - 1
+                    frame = {k: np.asarray(obs[s], np.float32) for k, s in observe.items()}
+                    frame |= {"action": a} if action else {}
+                    ds.add_frame(frame | {"next.reward": np.array([reward], np.float32), "next.done": np.array([done]),
+                                          "task": "balance the pole"})  # fmt: skip
+                    obs = next_obs
+                    if done:
+                        break
+                with SuppressProgressBars():
+                    ds.save_episode()
+        finally:
+            ds.finalize()
+            env.close()
+        return root
+
+    return write

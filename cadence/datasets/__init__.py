@@ -10,9 +10,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from .collect import collect_dataset, episode_rng, reference_returns, rollout  # noqa: E402
 from .format import ACTION, DONE, OBS, REWARD, STATE, check_dataset  # noqa: E402
-from .demonstrations import Demonstrations, EpisodeStreams, LoadedDemonstrations, load_demonstrations  # noqa: E402
+from .demonstrations import (Demonstrations, EpisodeStreams, LoadedDemonstrations, load_demonstrations,  # noqa: E402
+                             observation_keys)  # fmt: skip
 from .windows import WindowDataset, window_indices  # noqa: E402
 
 __all__ = ["ACTION", "DONE", "OBS", "REWARD", "STATE", "Demonstrations", "EpisodeStreams", "LoadedDemonstrations",
            "WindowDataset", "check_dataset", "collect_dataset", "episode_rng", "load_demonstrations",
-           "reference_returns", "rollout", "window_indices"]
+           "observation_keys", "reference_returns", "rollout", "window_indices"]

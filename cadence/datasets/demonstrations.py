@@ -4,10 +4,16 @@ and the two ways BC draws batches from it.
 Symbols: N frames, E episodes, B windows (or streams) per batch, L steps per window, O observation dim,
 A action dim.
 
-A dataset records both the task observation (``observation.state``) and the full state the expert
-saw (``observation.environment_state``), so one dataset serves several observation variants: when
-the training env's observation differs from the recorded one, it is rebuilt from the full state
-through the task's index mask (``cadence.envs.observation_indices``).
+Any local LeRobot v3 dataset serves (docs/own_dataset.md): the policy observes the dataset's observation
+features (:func:`observation_keys`: chosen by ``algo.observation_keys``, by default every ``observation.*``
+vector feature but ``observation.environment_state``, by name), concatenated, and imitates its ``action``;
+normalization uses the dataset's own statistics. The dataset must fit the env it is evaluated on: its frame
+rate the env's control rate, its features the env's spaces (:func:`load_demonstrations` refuses, naming both).
+
+A dataset that ``cadence-collect`` wrote records both the task observation (``observation.state``) and the
+full state the expert saw (``observation.environment_state``), so one dataset serves several observation
+variants: when the training env is another variant than the recorded one (``meta/cadence.json``), the
+observation is rebuilt from the full state through the task's index mask (``cadence.envs.observation_indices``).
 
 Batches: :meth:`Demonstrations.sample_windows` (B windows at uniformly drawn frames, the window sampler of
 :class:`~cadence.datasets.WindowDataset`), :meth:`Demonstrations.sample_episodes` (B whole episodes, the same
@@ -18,15 +24,17 @@ truncated BPTT).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import gymnasium as gym
+import numpy as np
 import torch
 from torch import Tensor
 
-from ..envs import observation_indices
-from .format import ACTION, OBS, STATE
-from .windows import WindowDataset, window_indices
+from ..envs import control_period, observation_indices
+from .format import ACTION, IMAGE_DTYPES, OBS, OBSERVATION_PREFIX, STATE, read_info
+from .windows import STATS, WindowDataset, window_indices
 
 
 @dataclass
@@ -107,28 +115,94 @@ class LoadedDemonstrations:
     stats: dict[str, dict[str, Tensor]]
     """Normalization statistics: ``stats["observation" | "action"]["mean" | "std"]`` (D,)."""
     reference_returns: tuple[float, float] | None
-    """(clean expert, random policy) returns recorded with the dataset, for normalized scores."""
+    """(clean expert, random policy) returns recorded with the dataset, for normalized scores; None for a dataset
+    Cadence did not write (the score is then the mean return)."""
+    observation_keys: list[str]
+    """The features concatenated into ``data.observations``, in order (``[observation.environment_state]`` when
+    the observation was rebuilt from the full state)."""
+    fps: int
+    """The dataset's frames per second."""
 
 
-def load_demonstrations(root: str | os.PathLike, env: gym.Env) -> LoadedDemonstrations:
-    """Read the dataset at ``root`` for training a policy on ``env``'s observation and action spaces."""
-    ds = WindowDataset(root, keys=(OBS, STATE, ACTION))
-    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    if ds.data[ACTION].shape[1] != act_dim:
-        raise ValueError(f"{root} has {ds.data[ACTION].shape[1]}-dim actions but {env.spec.id} takes {act_dim}; "
-                         "collect a dataset for this task")  # fmt: skip
-    if ds.data[OBS].shape[1] == obs_dim and ds.metadata.get("env", {}).get("id") in (None, env.spec.id):
-        obs, obs_stats = ds.data[OBS], ds.stats[OBS]
-    else:
-        idx = torch.from_numpy(observation_indices(env.spec.id))
+def observation_keys(root: str | os.PathLike, features: dict[str, dict], keys: Sequence[str] | None = None
+                     ) -> list[str]:  # fmt: skip
+    """The features of the dataset at ``root`` (``features``: its info.json's) that make the policy's observation,
+    in the order they are concatenated: ``keys`` as given, or by default every ``observation.*`` feature but
+    ``observation.environment_state`` (the full state a Cadence expert saw), sorted by name.
+
+    A key the dataset lacks, an image feature (not supported yet) and a feature that is not a vector (D,) raise a
+    ValueError naming it, the dataset's observation features and ``algo.observation_keys``.
+    """
+    available = [k for k in features if k.startswith(OBSERVATION_PREFIX)]
+    choose = "choose the state features with algo.observation_keys=[KEY,...]"
+    if keys is None:
+        keys = sorted(k for k in available if k != STATE)
+        if not keys:
+            raise ValueError(f"{root} has no observation feature besides {STATE}; it has {sorted(features)}: record "
+                             f"the observation as {OBS}, or train on the full state with "
+                             f"algo.observation_keys=[{STATE}]")  # fmt: skip
+    for key in keys:
+        if key not in features:
+            raise ValueError(f"{root} has no feature {key}; its observation features are {available}: {choose}")
+        spec = features[key]
+        if spec["dtype"] in IMAGE_DTYPES:
+            raise ValueError(f"{root}'s {key} is an image feature (dtype {spec['dtype']}): image observations are not "
+                             f"supported yet; {choose} from its observation features {available}")  # fmt: skip
+        if len(spec["shape"]) != 1:
+            raise ValueError(f"{root}'s {key} has shape {tuple(spec['shape'])}, and a policy observes vector "
+                             f"features (D,); {choose} from its observation features {available}")  # fmt: skip
+    return list(keys)
+
+
+def load_demonstrations(root: str | os.PathLike, env: gym.Env, keys: Sequence[str] | None = None
+                        ) -> LoadedDemonstrations:  # fmt: skip
+    """Read the dataset at ``root`` for training a policy on ``env``'s observation and action spaces: the
+    observation features :func:`observation_keys` picks with ``keys`` (None: the default), and ``action``.
+
+    Refused with a ValueError naming the dataset, the env and the fix: a dataset without ``action``, one whose
+    fps is not the env's control rate (1 / ``env.unwrapped.dt``; not checked for an env that declares no ``dt``),
+    and one whose observation or action size is not the env's.
+    """
+    info = read_info(root)
+    features, fps, env_id = info["features"], info["fps"], env.spec.id
+    if ACTION not in features:
+        raise ValueError(f"{root} has no {ACTION} feature, and behavior cloning imitates recorded actions; it has "
+                         f"{sorted(features)}: record the commanded action of every frame as {ACTION} (float32 (A,))")
+    default, keys = keys is None, observation_keys(root, features, keys)
+    period = control_period(env)
+    if period is not None and fps != round(1 / period):
+        raise ValueError(f"{root} is recorded at {fps} fps but {env_id} steps every {period:g} s ({1 / period:g} "
+                         "steps per second), so the policy would see time pass at another rate; evaluate on the env "
+                         "the dataset was recorded with, or record the dataset at the env's rate")  # fmt: skip
+    obs_dim, act_dim = (int(np.prod(s.shape)) for s in (env.observation_space, env.action_space))
+    if int(np.prod(features[ACTION]["shape"])) != act_dim:
+        raise ValueError(f"{root}'s {ACTION} has shape {tuple(features[ACTION]['shape'])} but {env_id} takes actions "
+                         f"of shape {env.action_space.shape}; evaluate on the env the dataset was recorded with")
+    may_rebuild = default and keys == [OBS] and STATE in features  # a Cadence dataset: rebuilt for another variant
+    ds = WindowDataset(root, keys=(*keys, ACTION, *([STATE] if may_rebuild else [])))
+    recorded_env = ds.metadata.get("env", {}).get("id")
+    if may_rebuild and recorded_env is not None and (ds.data[OBS].shape[1] != obs_dim or
+                                                     recorded_env.rpartition(":")[2] != env_id):  # fmt: skip
+        idx = torch.from_numpy(observation_indices(env_id))
         if ds.data[STATE].shape[1] <= int(idx.max()):
-            raise ValueError(f"{root} records a {ds.data[STATE].shape[1]}-dim full state; {env.spec.id} needs "
+            raise ValueError(f"{root} records a {ds.data[STATE].shape[1]}-dim full state; {env_id} needs "
                              f"indices up to {int(idx.max())}: the dataset is from another task")  # fmt: skip
-        obs = ds.data[STATE][:, idx]
+        keys, obs = [STATE], ds.data[STATE][:, idx]
         obs_stats = {k: v[idx] for k, v in ds.stats[STATE].items()}
+    else:
+        obs = torch.cat([ds.data[k].float() for k in keys], dim=1)  # (N, O)
+        obs_stats = {s: torch.cat([ds.stats[k][s] for k in keys]) for s in STATS}
+    if obs.shape[1] != obs_dim:
+        shapes = " + ".join(f"{k} ({ds.data[k].shape[1]},)" for k in keys)
+        raise ValueError(f"{root}'s observation {shapes} has {obs.shape[1]} dims but {env_id} observes "
+                         f"{env.observation_space.shape}: choose the features that make the env's observation with "
+                         "algo.observation_keys=[KEY,...] (concatenated in that order), or evaluate on the env the "
+                         "dataset was recorded with")  # fmt: skip
     ref = ds.metadata.get("reference")
     return LoadedDemonstrations(
         data=Demonstrations(obs.float(), ds.data[ACTION].float(), ds.ep_from, ds.ep_to),
         stats={"observation": obs_stats, "action": ds.stats[ACTION]},
         reference_returns=(ref["expert"], ref["random"]) if ref else None,
+        observation_keys=keys,
+        fps=fps,
     )

@@ -1,6 +1,8 @@
-"""The on-disk form of a Cadence demonstration dataset: LeRobot v3 plus ``meta/cadence.json``.
+"""The on-disk form of a demonstration dataset: LeRobot v3, plus ``meta/cadence.json`` when Cadence wrote it.
 
-LeRobot features (one row per control step t):
+Any local LeRobot v3 dataset with an ``action`` feature and ``observation.*`` vector features trains a policy
+(:func:`cadence.datasets.load_demonstrations`; docs/own_dataset.md); the rest is optional. What
+``cadence-collect`` writes, one row per control step t:
 
 ============================== ======= =====================================================
 ``observation.state``          float32 (O,)  the task observation o_t (what the policy sees)
@@ -9,6 +11,8 @@ LeRobot features (one row per control step t):
 ``next.reward``                float32       reward of the executed (possibly noisy) action
 ``next.done``                  bool          terminated or truncated after this step
 ============================== ======= =====================================================
+
+Image features (dtype ``image`` or ``video``, :data:`IMAGE_DTYPES`) are not read yet.
 
 ``meta/cadence.json`` (Cadence's own, written atomically when a collection completes) records the env,
 expert, noise, seed, per-episode returns, the clean-expert and random-policy reference returns used for
@@ -30,6 +34,10 @@ import pyarrow.parquet as pq
 
 OBS, STATE, ACTION, REWARD, DONE = ("observation.state", "observation.environment_state", "action", "next.reward",
                                     "next.done")  # fmt: skip
+OBSERVATION_PREFIX = "observation."
+"""LeRobot's prefix of every observation feature (``observation.state``, ``observation.images.top``, ...)."""
+IMAGE_DTYPES = ("image", "video")
+"""LeRobot's dtypes of camera features."""
 METADATA_FILE = "meta/cadence.json"
 PROGRESS_FILE = "meta/cadence_progress.json"
 COLLECT_HINT = "write one with `python -m cadence.scripts.collect env=NAME out={root}`"
@@ -101,6 +109,20 @@ def data_files(root: Path) -> list[Path]:
     return sorted((root / "data").glob("chunk-*/file-*.parquet"))
 
 
+def read_info(root: str | os.PathLike) -> dict:
+    """The ``meta/info.json`` of the local LeRobot dataset at ``root`` (its ``fps``, ``features``, counts), read
+    without touching its data; a missing folder or file raises FileNotFoundError and an unreadable one ValueError,
+    naming it and the fix."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no dataset at {root}: the folder does not exist; {COLLECT_HINT.format(root=root)}")
+    info_path = root / "meta" / "info.json"
+    if not info_path.is_file():
+        raise FileNotFoundError(f"{root} is not a LeRobot dataset: {info_path} is missing; "
+                                f"{COLLECT_HINT.format(root=root)}")  # fmt: skip
+    return read_json(info_path)
+
+
 def check_dataset(root: str | os.PathLike) -> dict:
     """Validates a finalized local LeRobot dataset before anything tries to load it; returns its info.json.
 
@@ -110,13 +132,7 @@ def check_dataset(root: str | os.PathLike) -> dict:
     instead of LeRobot's fallback to a Hub download.
     """
     root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"no dataset at {root}: the folder does not exist; {COLLECT_HINT.format(root=root)}")
-    info_path = root / "meta" / "info.json"
-    if not info_path.is_file():
-        raise FileNotFoundError(f"{root} is not a LeRobot dataset: {info_path} is missing; "
-                                f"{COLLECT_HINT.format(root=root)}")  # fmt: skip
-    info = read_json(info_path)
+    info = read_info(root)
     verify_files(root, committed_sha256(root))
     n_episodes = sum(num_rows(f, root) for f in episode_files(root))
     n_frames = sum(num_rows(f, root) for f in data_files(root))

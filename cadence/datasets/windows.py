@@ -33,7 +33,8 @@ class WindowDataset(torch.utils.data.Dataset):
 
     Attributes: ``data[key]`` (N, D) float tensors of the loaded ``keys``; ``ep_from``, ``ep_to`` (E,)
     int64 episode bounds [from, to); ``frame_episode`` (N,); ``fps``; ``info`` (LeRobot's info.json);
-    ``stats[key][stat]`` (D,) float32 for stat in mean/std/min/max (LeRobot's stats.json); ``metadata``
+    ``stats[key][stat]`` (D,) float32 for stat in mean/std/min/max (LeRobot's ``meta/stats.json``; for a loaded
+    key it lacks, or a dataset without it, computed from the frames: :func:`frame_stats`); ``metadata``
     (``meta/cadence.json``, empty for datasets not written by cadence).
     """
 
@@ -56,9 +57,11 @@ class WindowDataset(torch.utils.data.Dataset):
         self.ep_from = torch.from_numpy(episodes["dataset_from_index"].to_numpy().astype(np.int64))
         self.ep_to = torch.from_numpy(episodes["dataset_to_index"].to_numpy().astype(np.int64))
         self.frame_episode = torch.repeat_interleave(torch.arange(len(self.ep_from)), self.ep_to - self.ep_from)
-        stats = read_json(self.root / "meta" / "stats.json")
+        stats_file = self.root / "meta" / "stats.json"
+        stats = read_json(stats_file) if stats_file.is_file() else {}
         self.stats = {k: {s: torch.tensor(v[s], dtype=torch.float32) for s in STATS} for k, v in stats.items()
                       if all(s in v for s in STATS)}  # fmt: skip
+        self.stats |= {k: frame_stats(self.data[k]) for k in self.keys if k not in self.stats}
         meta = self.root / METADATA_FILE
         self.metadata = read_json(meta) if meta.exists() else {}
 
@@ -128,6 +131,14 @@ def check_finite_frames(data: dict[str, Tensor], files: list[Path], source: np.n
             raise ValueError(f"{files[source[bad[0]]]} holds NaN or inf in {key} at {len(bad)} frame(s) (dataset index "
                              f"{frames}); the recording is corrupt: collect the dataset again, or fix the "
                              "recording pipeline that wrote these values")  # fmt: skip
+
+
+def frame_stats(values: Tensor) -> dict[str, Tensor]:
+    """``{"mean" | "std" | "min" | "max": (D,) float32}`` over the frames of ``values`` (N, D), as LeRobot writes
+    them to ``meta/stats.json`` (std without Bessel's correction)."""
+    x = values.double()
+    return {"mean": x.mean(0).float(), "std": x.std(0, correction=0).float(), "min": x.min(0).values.float(),
+            "max": x.max(0).values.float()}  # fmt: skip
 
 
 def _column(column: pa.ChunkedArray) -> Tensor:

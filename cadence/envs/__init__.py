@@ -6,7 +6,7 @@ Importing this package registers the ``Cadence/...`` Gymnasium ids (``TASK_IDS``
 """
 
 from .experts import EXPERTS, FLOORS, Expert, make_expert, make_floor, reset_expert
-from .factory import EnvConfig, env_config_names, make_env, make_vector_env
+from .factory import EnvConfig, control_period, env_config_names, make_env, make_vector_env
 from .partial import observation_indices, position_velocity_indices
 from .registration import register_tasks
 from .robustness import (ActionDelay, ObservationDelay, ObservationDropout, ObservationNoise, RobustnessConfig,
@@ -15,6 +15,6 @@ from .robustness import (ActionDelay, ObservationDelay, ObservationDropout, Obse
 TASK_IDS = register_tasks()
 
 __all__ = ["EXPERTS", "FLOORS", "TASK_IDS", "ActionDelay", "EnvConfig", "Expert", "ObservationDelay",
-           "ObservationDropout", "ObservationNoise", "RobustnessConfig", "apply_robustness", "env_config_names",
-           "make_env", "make_expert", "make_floor", "make_vector_env", "observation_indices",
+           "ObservationDropout", "ObservationNoise", "RobustnessConfig", "apply_robustness", "control_period",
+           "env_config_names", "make_env", "make_expert", "make_floor", "make_vector_env", "observation_indices",
            "position_velocity_indices", "reset_expert"]  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -24,7 +25,8 @@ class EnvConfig:
     (``memory_reacher_d64``, interpolated from the kwargs) so that runs at different horizons get their own
     run directories (``runs/ALGO/ENV_NAME/...``)."""
     id: str
-    """Gymnasium id, e.g. ``Cadence/HalfCheetah-P-v5`` or ``HalfCheetah-v5``."""
+    """Gymnasium id, e.g. ``Cadence/HalfCheetah-P-v5`` or ``HalfCheetah-v5``; a third-party env as
+    ``module:EnvId`` (Gymnasium imports ``module``, which registers ``EnvId``)."""
     kwargs: dict = field(default_factory=dict)
     """Passed to ``gymnasium.make``."""
     expert: str | None = None
@@ -41,17 +43,26 @@ class EnvConfig:
 
     @classmethod
     def load(cls, env: EnvConfig | DictConfig | dict | str) -> EnvConfig:
-        """From a config node or dict, a config name (``"hopper_p"``) or a registered gymnasium id."""
+        """From a config node or dict, a config name (``"hopper_p"``) or a gymnasium id, registered or in the
+        ``module:EnvId`` form (the module is imported here, as ``gymnasium.make`` would)."""
         if isinstance(env, EnvConfig):
             return env
         if isinstance(env, DictConfig | dict):
             return to_dataclass(cls, env, "env", drop=())
         if (ENV_CONFIG_DIR / f"{env}.yaml").exists():
             return to_dataclass(cls, OmegaConf.load(ENV_CONFIG_DIR / f"{env}.yaml"), f"env {env}", drop=())
-        if env in gym.registry:
-            return cls(name=env.replace("/", "_").lower(), id=env)
+        module, _, env_id = env.rpartition(":")
+        if module:
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError as e:
+                raise ValueError(f"env {env!r}: {e}; install the package that registers {env_id}, or put its module "
+                                 "on PYTHONPATH") from e  # fmt: skip
+        if env_id in gym.registry:
+            return cls(name=env_id.replace("/", "_").lower(), id=env)
         raise ValueError(f"{env!r} is neither an env config name ({', '.join(env_config_names())}) "
-                         "nor a registered gymnasium id")
+                         "nor a registered gymnasium id (a third-party env: module:EnvId, with the module that "
+                         "registers EnvId)")  # fmt: skip
 
 
 def robustness_config(wrappers: RobustnessConfig | DictConfig | dict, section: str = "wrappers") -> RobustnessConfig:
@@ -69,10 +80,23 @@ def env_config_names() -> list[str]:
 def make_env(env_cfg: EnvConfig | DictConfig | dict | str, render_mode: str | None = None,
              wrappers: RobustnessConfig | dict | None = None) -> gym.Env:  # fmt: skip
     """The task of ``env_cfg`` with ``info["full_state"]`` on every reset and step, wrapped in the
-    stressors of ``wrappers`` (default: the config's own ``wrappers`` section)."""
+    stressors of ``wrappers`` (default: the config's own ``wrappers`` section). ``render_mode`` reaches the env's
+    constructor only when rendering is asked for, so envs whose constructor takes no ``render_mode`` run too."""
     cfg = EnvConfig.load(env_cfg)
-    env = FullStateInfo(gym.make(cfg.id, render_mode=render_mode, **cfg.kwargs))
+    kwargs = cfg.kwargs if render_mode is None else cfg.kwargs | {"render_mode": render_mode}
+    try:
+        env = FullStateInfo(gym.make(cfg.id, **kwargs))
+    except (gym.error.UnregisteredEnv, ModuleNotFoundError) as e:
+        raise ValueError(f"env.id={cfg.id} cannot be made ({e}); use a registered Gymnasium id, or a third-party env "
+                         "as module:EnvId with the module that registers EnvId") from e  # fmt: skip
     return apply_robustness(env, cfg.wrappers if wrappers is None else robustness_config(wrappers))
+
+
+def control_period(env: gym.Env) -> float | None:
+    """Seconds per step of ``env``: ``env.unwrapped.dt`` (every MuJoCo and Cadence task); None for an env that
+    does not declare it."""
+    dt = getattr(env.unwrapped, "dt", None)
+    return float(dt) if dt else None
 
 
 def make_vector_env(env_cfg: EnvConfig | DictConfig | dict | str, num_envs: int, asynchronous: bool = False,

@@ -1,6 +1,9 @@
 """``cadence-train algo=bc|ppo policy=NAME env=NAME [dataset=DIR] seed=0``: train a policy.
 
-A thin Hydra wrapper around :func:`cadence.training.train` (``train_bc`` / ``train_ppo``).
+A thin Hydra wrapper around :func:`cadence.training.train` (``train_bc`` / ``train_ppo``). BC reads any local
+LeRobot v3 dataset (``docs/own_dataset.md``); the env it is evaluated on is any env config, or any Gymnasium id
+with ``env.id=ID env.name=NAME`` (a third-party env: ``env.id=module:EnvId``). It prints the score: the normalized
+score when the dataset records reference returns (``cadence-collect`` does), else the mean return.
 
 The run directory (``run_dir``, default ``runs/ALGO/ENV/POLICY/seedS``) holds the config (``.hydra/``,
 written once the launch has passed every check: a refused launch changes nothing), TensorBoard logs (``tb/``), checkpoints (``checkpoints/{best,last}``; BC also keeps the
@@ -55,7 +58,9 @@ def main(cfg: DictConfig) -> None:
     finally:
         close_distributed()
     if main_rank:
-        print(f"{cfg.policy.name} on {cfg.env.name}: score {result.get('score', float('nan')):.1f} -> {cfg.run_dir}")
+        normalized = result.get("normalized_score") is not None
+        kind = "normalized score" if normalized else "score = mean return (no reference returns)"
+        print(f"{cfg.policy.name} on {cfg.env.name}: {kind} {result.get('score', float('nan')):.1f} -> {cfg.run_dir}")
 
 
 if __name__ == "__main__":

@@ -106,6 +106,10 @@ class BCConfig:
     """How batches are drawn: "streams" (TBPTT), "windows", "episodes" or "auto" (module docstring)."""
     loss: str = "mse"
     """"mse" or "nll" (needs policy.head: gaussian)."""
+    observation_keys: list[str] | None = None
+    """The dataset features the policy observes, each a vector (D,), concatenated in this order; None: every
+    ``observation.*`` feature but ``observation.environment_state``, sorted by name
+    (:func:`cadence.datasets.observation_keys`)."""
     eval_every: int = 1000
     """Evaluate by rollout every this many gradient steps (and at the end); 0: only at the end."""
     eval_episodes: int = 10
@@ -129,6 +133,9 @@ class BCConfig:
             raise ValueError(f"algo.batches {self.batches!r} is not one of {BATCHES}")
         if self.window is None and self.batches != "episodes":
             raise ValueError("algo.window=null (whole episodes) needs algo.batches=episodes")
+        if self.observation_keys is not None and not self.observation_keys:
+            raise ValueError("algo.observation_keys=[] selects no feature; list the features the policy observes, "
+                             "e.g. algo.observation_keys=[observation.state], or write null for the default")
         for name in ("steps", "batch_size", "window", "eval_episodes", "eval_envs", "save_every", "log_every"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"algo.{name} must be >= 1, got {getattr(self, name)}")

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..configs import check_device, to_dataclass
 from ..datasets import load_demonstrations
 from ..datasets.format import write_json
-from ..envs import make_env
+from ..envs import control_period, make_env
 from ..evaluation import evaluate
 from ..policies import PolicyConfig, SequencePolicy, count_params, make_policy
 from .bc import BCConfig, BCTrainer, resolve_batches
@@ -43,9 +43,11 @@ def memory_horizon(env) -> int | None:
     return getattr(env.unwrapped, "memory_horizon", None)
 
 
-def build_policy(pcfg: PolicyConfig, env, stats: dict | None = None) -> SequencePolicy:
-    """The policy for ``env``'s spaces, with normalization statistics ``stats["observation" | "action"]``."""
-    policy = make_policy(pcfg, env.observation_space, env.action_space, control_period=env.unwrapped.dt)
+def build_policy(pcfg: PolicyConfig, env, control_period: float | None, stats: dict | None = None
+                 ) -> SequencePolicy:  # fmt: skip
+    """The policy for ``env``'s spaces at ``control_period`` (seconds per step), with normalization statistics
+    ``stats["observation" | "action"]``."""
+    policy = make_policy(pcfg, env.observation_space, env.action_space, control_period=control_period)
     if stats is not None:
         policy.obs_norm.set_stats(stats["observation"]["mean"], stats["observation"]["std"])
         policy.action_norm.set_stats(stats["action"]["mean"], stats["action"]["std"])
@@ -65,8 +67,8 @@ def check_config(cfg: DictConfig) -> tuple[BCConfig | PPOConfig, PolicyConfig]:
     if cfg.algo.name not in ALGOS:
         raise ValueError(f"algo {cfg.algo.name!r} is not available; choose algo=bc or algo=ppo")
     if cfg.algo.name == "bc" and cfg.dataset is None:
-        raise ValueError("algo=bc needs dataset=DIR, a LeRobot dataset written by "
-                         "`cadence-collect env=... expert=... out=DIR`")  # fmt: skip
+        raise ValueError("algo=bc needs dataset=DIR, a local LeRobot v3 dataset: one written by "
+                         "`cadence-collect env=... expert=... out=DIR`, or your own (docs/own_dataset.md)")  # fmt: skip
     algo = to_dataclass(ALGOS[cfg.algo.name], cfg.algo, "algo")
     pcfg = to_dataclass(PolicyConfig, cfg.policy, "policy")
     check_device(cfg.device)
@@ -81,12 +83,15 @@ def train_bc(cfg: DictConfig) -> dict:
     env = make_env(cfg.env)
     horizon = memory_horizon(env)
     algo = resolve_batches(algo, horizon)  # batches=auto: whole episodes on a long-memory task
-    demos = load_demonstrations(cfg.dataset, env)
-    pcfg = pcfg.fit_to_task(env.unwrapped.dt, horizon).fit_to_data(demos.data, env.unwrapped.dt)
+    demos = load_demonstrations(cfg.dataset, env, algo.observation_keys)
+    dt = control_period(env) or 1.0 / demos.fps  # an env that declares no dt runs at the dataset's rate
+    pcfg = pcfg.fit_to_task(dt, horizon).fit_to_data(demos.data, dt)
     torch.manual_seed(cfg.seed)
-    policy = build_policy(pcfg, env, demos.stats)
+    policy = build_policy(pcfg, env, dt, demos.stats)
     env.close()
     reference = demos.reference_returns
+    if reference is None:
+        log.info("%s records no reference returns: the score is the mean return", cfg.dataset)
     env_fns = [partial(make_env, cfg.env) for _ in range(algo.eval_envs)]
 
     def evaluate_fn(p: SequencePolicy, base: int = VALIDATION_SEED) -> dict:
@@ -94,7 +99,8 @@ def train_bc(cfg: DictConfig) -> dict:
                         reference=reference).to_dict()  # fmt: skip
 
     run_info = {"env": OmegaConf.to_container(cfg.env, resolve=True), "reference": reference,
-                "dataset": str(cfg.dataset), "params": count_params(policy), "batches": algo.batches}  # fmt: skip
+                "dataset": str(cfg.dataset), "observation_keys": demos.observation_keys,
+                "params": count_params(policy), "batches": algo.batches}  # fmt: skip
     trainer = BCTrainer(policy, demos.data, algo, run_dir, evaluate_fn, cfg.seed, cfg.device, run_info)
     if not (cfg.resume and trainer.ckpt.exists("init")):
         trainer.ckpt.save_policy("init", policy)  # the "before" of cadence-inspect
@@ -126,9 +132,10 @@ def train_ppo(cfg: DictConfig) -> dict:
     algo, pcfg = check_config(cfg)
     run_dir = Path(cfg.run_dir)
     env = make_env(cfg.env)
-    pcfg = pcfg.fit_to_task(env.unwrapped.dt, memory_horizon(env))
+    dt = control_period(env)
+    pcfg = pcfg.fit_to_task(dt, memory_horizon(env))
     torch.manual_seed(cfg.seed)
-    policy = build_policy(pcfg, env)
+    policy = build_policy(pcfg, env, dt)
     env.close()
     run_info = {"env": OmegaConf.to_container(cfg.env, resolve=True), "params": count_params(policy)}
     trainer = PPOTrainer(policy, cfg.env, algo, run_dir, cfg.seed, cfg.device, run_info)

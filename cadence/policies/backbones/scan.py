@@ -254,6 +254,15 @@ def _numba_kernels():
     return _kernels
 
 
+def _share_torch_threads() -> None:
+    """Run the numba kernels on as many threads as PyTorch's intra-op pool (at most numba's own limit): a process
+    given its share of the cores (``OMP_NUM_THREADS``, as torchrun and joblib's workers set it, or
+    ``torch.set_num_threads``) keeps to it in the scan too, instead of one numba thread per core."""
+    import numba
+
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+
+
 def _np(t: Tensor):
     """Zero-copy NumPy view of a contiguous CPU tensor."""
     return t.detach().numpy()
@@ -263,6 +272,7 @@ class _NumbaScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, save, u, m11, m12, m21, m22, f1, f2, z0, x0, keep):
         fwd, _ = _numba_kernels()
+        _share_torch_threads()
         B, L, N = u.shape
         xs = torch.empty_like(u)
         zs = torch.empty_like(u) if save else torch.empty((1, 1, 1), dtype=u.dtype)
@@ -280,6 +290,7 @@ class _NumbaScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gxs, gz_end, gx_end):
         _, bwd = _numba_kernels()
+        _share_torch_threads()
         u, m11, m12, m21, m22, f1, f2, z0, x0, keep_t, xs, zs = ctx.saved_tensors
         B, L, N = u.shape
         gxs = gxs.contiguous() if gxs is not None else torch.zeros_like(u)

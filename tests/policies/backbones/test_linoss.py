@@ -106,6 +106,20 @@ def test_fast_scan_gradients_equal_reference(fn):
         torch.testing.assert_close(a, b, atol=1e-9, rtol=1e-9)
 
 
+def test_the_numba_scan_keeps_to_pytorchs_thread_count():
+    numba = pytest.importorskip("numba")
+    u, z0 = torch.randn(2, 5, 4, dtype=torch.float64), torch.zeros(2, 4, dtype=torch.float64)
+    coefs = [c.detach() for c in _random_transition(4, torch.float64)]
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            scan_numba(u, Transition(*coefs), z0, torch.zeros_like(z0))
+            assert numba.get_num_threads() == min(n, numba.config.NUMBA_NUM_THREADS)
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("control_period", [1 / 20, 1 / 125])
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_cpg_init_places_requested_eigenvalues(variant, control_period):
