@@ -1,7 +1,7 @@
 """Backbone comparisons: a grid of (task × arm × seed) BC cells, one JSON per cell, statistics and a report.
 
-* :mod:`.grid`: the grid spec: arms (a policy config plus overrides), cells, the learning-rate sweep and
-  per-task settings;
+* :mod:`.grid`: the grid spec: arms (a policy config plus overrides, ``ARM@TAGVALUE`` names), cells, the tuning
+  (the learning-rate sweep and each arm's search space, one trial budget for all) and per-task settings;
 * :mod:`.cells`: one cell: its dataset, its ``cadence-train algo=bc`` config, training and evaluation, resumable;
 * :mod:`.stats`: rliable-style statistics (bootstrap CIs, the stratified IQM, performance profiles, the
   probability of improvement), learning curves, and the memory tasks' success vs horizon (:func:`memory_horizon`);
@@ -11,8 +11,8 @@
 """
 
 from .cells import dataset_dir, dataset_for, robustness_scores, run_cell, run_grid_cell, train_config
-from .grid import (LR_TAG, Arm, Cell, LRSweep, Task, arm_at_lr, grid_cells, override_value, resolve_arms, resolve_task,
-                   task_settings)  # fmt: skip
+from .grid import (TAG_KEYS, Arm, Cell, LRSweep, Search, SearchSpace, Task, Tuning, arm_name, grid_cells, override_value,
+                   resolve_arms, resolve_task, sweep_step, task_settings)  # fmt: skip
 from .protocol import launch_cells, run_cells, run_compare, run_demo, tune
 from .report import (GRID_PLOTS, MEMORY_ENVS, grid_plots, grid_text, markdown, memory_markdown, memory_reading,
                      memory_tasks, per_task_text, plot, plot_curves, plot_memory, plot_profiles, provenance,
@@ -21,11 +21,12 @@ from .stats import (Horizon, Profile, bootstrap_ci, improvement_ci, iqm, learnin
                     memory_summary, performance_profile, probability_of_improvement, score_distribution,
                     stratified_bootstrap_ci, stratified_iqm_ci, summarize)  # fmt: skip
 
-__all__ = ["Arm", "arm_at_lr", "bootstrap_ci", "Cell", "dataset_dir", "dataset_for", "grid_cells", "grid_plots",
-           "GRID_PLOTS", "grid_text", "Horizon", "improvement_ci", "iqm", "launch_cells", "learning_curve", "LR_TAG",
-           "LRSweep", "markdown", "memory_cell", "MEMORY_ENVS", "memory_horizon", "memory_markdown", "memory_reading",
-           "memory_summary", "memory_tasks", "override_value", "per_task_text", "performance_profile", "plot",
-           "plot_curves", "plot_memory", "plot_profiles", "probability_of_improvement", "Profile", "provenance",
+__all__ = ["Arm", "arm_name", "bootstrap_ci", "Cell", "dataset_dir", "dataset_for", "grid_cells",
+           "grid_plots", "GRID_PLOTS", "grid_text", "Horizon", "improvement_ci", "iqm", "launch_cells",
+           "learning_curve", "LRSweep", "markdown", "memory_cell", "MEMORY_ENVS", "memory_horizon", "memory_markdown",
+           "memory_reading", "memory_summary", "memory_tasks", "override_value", "per_task_text", "performance_profile",
+           "plot", "plot_curves", "plot_memory", "plot_profiles", "probability_of_improvement", "Profile", "provenance",
            "resolve_arms", "resolve_task", "robustness_scores", "run_cell", "run_cells", "run_compare", "run_demo",
-           "run_grid_cell", "score_distribution", "stratified_bootstrap_ci", "stratified_iqm_ci", "summarize",
-           "sweep_text", "Task", "task_settings", "train_config", "tune", "write_report"]  # fmt: skip
+           "run_grid_cell", "score_distribution", "Search", "SearchSpace", "stratified_bootstrap_ci",
+           "stratified_iqm_ci", "summarize", "sweep_step", "sweep_text", "TAG_KEYS", "Task", "task_settings",
+           "train_config", "tune", "Tuning", "write_report"]  # fmt: skip

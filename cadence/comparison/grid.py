@@ -2,25 +2,34 @@
 
 An arm is one entry of the grid's backbone axis: a policy config (``policy=NAME``) plus overrides of
 it, e.g. ``linoss_ring: {policy: linoss, overrides: {policy.backbone_kwargs.init.kind: ring}}``; a plain
-backbone name is the arm of that policy config without overrides.
+backbone name is the arm of that policy config without overrides. ``ARM@TAGVALUE...`` is arm ``ARM`` with
+some of its values changed, one ``@TAGVALUE`` each (:func:`arm_name`, :data:`TAG_KEYS`): ``linoss@lr0.003@rlr0.3``
+trains at ``algo.lr=0.003`` and ``algo.recurrence_lr_factor=0.3``, ``transformer@context64`` at
+``policy.backbone_kwargs.context=64``; a name lists only the values that differ from the arm's own, so the
+names in tables say what was trained (``@`` is admitted by Hydra's override grammar, in ``cell=`` values and in
+folder names; ``=`` and ``,`` are not).
 
-Tuning (``lr_sweep``): every arm gets the same learning-rate sweep on one task and a held-out tuning seed
-(never an evaluation seed of the grid: :mod:`cadence.training.seeds`), extended beyond an edge optimum until
-the best rate is interior (:func:`interior_step`); each arm's best learning rate is then frozen for the whole
-grid. The arm at learning rate ``X`` is named ``ARM@lrX`` (:func:`arm_at_lr`), or just ``ARM`` at the grid's
-default ``train.lr``, so the names in tables say what was trained.
+Tuning (``lr_sweep``): every arm gets the same number of trials on one task and a held-out tuning seed (never an
+evaluation seed of the grid: :mod:`cadence.training.seeds`), over its own search space (``lr_sweep.search``,
+:class:`Search`), by coordinate search (:meth:`SearchSpace.replay`): first the learning rate at the arm's own
+other values, on the log grid ``lr_sweep.lrs`` extended beyond an edge optimum until the best rate is interior
+(:func:`interior_step`), then each other knob in turn, every value at the best values so far. The trial budget
+is the same for every arm (:meth:`LRSweep.spaces`); an arm with fewer knob values spends the difference on the
+learning rate, refining it around its optimum (:func:`sweep_step`). Each arm's best values are then frozen for
+the whole grid.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..configs import CONFIG_DIR, check_device, to_dataclass
+from ..configs import CONFIG_DIR, check_device, compose, to_dataclass
 from ..training.seeds import TUNING_SEED, seed_clashes
 
 
@@ -59,34 +68,80 @@ def override_value(v) -> str:
     return str(v)
 
 
-LR_TAG = "@lr"
-"""``ARM@lrX``: arm ``ARM`` trained at learning rate ``X`` (Hydra's override grammar admits no ``=`` there)."""
+TAG_KEYS = {"lr": "algo.lr", "rlr": "algo.recurrence_lr_factor"}
+"""The tags of arm names (``ARM@TAGVALUE``) that set a training key; any other tag ``T`` sets the arm's
+``policy.backbone_kwargs.T``, a number key of its policy config (``dropout``, ``context``, ``d_state``, ...)."""
 
 
-def arm_at_lr(name: str, lr: float, default_lr: float) -> str:
-    """The name of arm ``name`` trained at ``lr``: ``name`` itself at ``default_lr``, else ``NAME@lrLR``."""
-    return name if math.isclose(lr, default_lr) else f"{name}{LR_TAG}{lr:g}"
+def _is_number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def tag_key(arm: Arm, tag: str) -> str:
+    """The config key that ``@TAG`` sets on ``arm`` (:data:`TAG_KEYS`); a tag that is none of them nor a number
+    (or null) key of the ``backbone_kwargs`` of the arm's policy config raises a ValueError naming the valid tags."""
+    if tag in TAG_KEYS:
+        return TAG_KEYS[tag]
+    kwargs = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "policy" / f"{arm.policy}.yaml").backbone_kwargs)
+    numbers = sorted(k for k, v in kwargs.items() if v is None or _is_number(v))
+    if tag not in numbers:
+        raise ValueError(f"{tag!r} is not a tag of arm {arm.name!r}: a tag is one of {sorted(TAG_KEYS)} "
+                         f"({', '.join(TAG_KEYS.values())}) or a number key of policy {arm.policy}'s backbone_kwargs "
+                         f"{numbers}")  # fmt: skip
+    return f"policy.backbone_kwargs.{tag}"
+
+
+def format_value(value: float) -> str:
+    """A tag's value as arm names write it: an int as it is, a float in ``:g`` (``0.0003``, ``1e-05``)."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def arm_name(name: str, values: dict[str, float], own: dict[str, float]) -> str:
+    """Arm ``name`` at ``values`` ``{TAG: VALUE}``: ``NAME@TAGVALUE...`` with one tag for each value that differs
+    from its entry in ``own`` (the arm's own values), in the order of ``values``; ``NAME`` when none differs."""
+    return name + "".join(f"@{t}{format_value(v)}" for t, v in values.items() if not math.isclose(v, own[t]))
+
+
+def _number(text: str) -> int | float:
+    """``"16"`` -> 16, ``"0.003"`` / ``"1e-05"`` -> a float; anything else raises a ValueError."""
+    return int(text) if re.fullmatch(r"-?\d+", text) else float(text)
+
+
+def tag_overrides(arm: Arm, name: str) -> dict[str, float]:
+    """The overrides ``{KEY: VALUE}`` that the tags of arm name ``name`` (``ARM@TAGVALUE...``) set on ``arm``."""
+    overrides = {}
+    for part in name.split("@")[1:]:
+        tag, value = re.fullmatch(r"([a-z_]*)(.*)", part).groups()
+        try:
+            key = tag_key(arm, tag)
+        except ValueError as e:
+            raise ValueError(f"arm {name!r}: {e}") from None
+        if key in overrides:
+            raise ValueError(f"arm {name!r} sets @{tag} twice")
+        try:
+            overrides[key] = _number(value)
+        except ValueError:
+            raise ValueError(f"arm {name!r}: {value!r} after '@{tag}' is not a number, e.g. "
+                             f"{arm.name}@{tag}0.003") from None  # fmt: skip
+    return overrides
 
 
 def resolve_arms(names: list[str], arms: DictConfig | dict) -> list[Arm]:
     """The arms named on the backbone axis: an entry of ``arms`` or, failing that, a plain policy config;
-    ``NAME@lrX`` is arm ``NAME`` with ``algo.lr=X`` added to its overrides."""
+    ``NAME@TAGVALUE...`` is arm ``NAME`` with its tags' keys set to their values on top of its overrides
+    (:func:`tag_overrides`), e.g. ``NAME@lrX`` with ``algo.lr=X``."""
     specs = OmegaConf.to_container(arms, resolve=True) if isinstance(arms, DictConfig) else dict(arms)
     resolved = []
     for name in names:
-        base, tag, lr = name.partition(LR_TAG)
+        base = name.partition("@")[0]
         spec = specs.get(base, {"policy": base})
         try:
             arm = to_dataclass(Arm, {"name": base} | spec, f"arms.{base}", drop=())
         except ValueError as e:
             raise ValueError(f"{e}; name a policy config or define the arm: arms.{base}={{policy: NAME, "
                              "overrides: {KEY: VALUE}}") from None  # fmt: skip
-        if tag:
-            try:
-                arm = Arm(name, arm.policy, arm.overrides | {"algo.lr": float(lr)})
-            except ValueError:
-                raise ValueError(f"arm {name!r}: {lr!r} after {LR_TAG!r} is not a learning rate, e.g. "
-                                 f"{base}{LR_TAG}0.003") from None  # fmt: skip
+        if name != base:
+            arm = Arm(name, arm.policy, arm.overrides | tag_overrides(arm, name))
         resolved.append(arm)
     return resolved
 
@@ -98,17 +153,41 @@ class SweepStep(NamedTuple):
     next: float | None
 
 
+def _best_lr(scores: dict[float, float], default_lr: float) -> float:
+    """The rate of ``scores`` ``{LR: score}`` with the best score, a tie going to the rate nearest ``default_lr``
+    in log scale."""
+    return max(scores, key=lambda lr: (scores[lr], -abs(math.log(lr / default_lr))))
+
+
 def interior_step(scores: dict[float, float], default_lr: float, extensions_left: int) -> SweepStep:
     """The best learning rate of ``scores`` ``{LR: normalized score}`` (a tie goes to the rate nearest
     ``default_lr`` in log scale) and, when it is the lowest or the highest rate tried and ``extensions_left`` > 0,
     the next rate to run: one log step beyond that edge (the ratio of the edge to its neighbour, 3 significant
     digits); None once the best is interior, the cap is reached or fewer than two rates were tried."""
-    lrs = sorted(scores)
-    best = max(lrs, key=lambda lr: (scores[lr], -abs(math.log(lr / default_lr))))
+    lrs, best = sorted(scores), _best_lr(scores, default_lr)
     if extensions_left <= 0 or len(lrs) < 2 or lrs[0] < best < lrs[-1]:
         return SweepStep(best, None)
     inner = lrs[1] if best == lrs[0] else lrs[-2]
     return SweepStep(best, float(f"{best * best / inner:.3g}"))
+
+
+def sweep_step(scores: dict[float, float], default_lr: float, extensions_left: int, trials_left: int) -> SweepStep:
+    """The learning-rate sweep's next rate while it has ``trials_left`` > 0: :func:`interior_step`'s, one log step
+    beyond an edge optimum; once the best is interior or the cap is reached, a refinement: the geometric mean of the
+    best rate and its better-scoring neighbour (a tie: the one nearer ``default_lr``; 3 significant digits), or of
+    the other neighbour when that rate was tried; None when neither is new or no trial is left."""
+    step = interior_step(scores, default_lr, extensions_left)
+    if trials_left <= 0:
+        return SweepStep(step.best, None)
+    if step.next is not None:
+        return step
+    lrs = sorted(scores)
+    i = lrs.index(step.best)
+    means = {nb: float(f"{math.sqrt(step.best * nb):.3g}") for nb in lrs[max(i - 1, 0) : i] + lrs[i + 1 : i + 2]}
+    means = {nb: m for nb, m in means.items() if not any(math.isclose(m, lr) for lr in lrs)}
+    if not means:
+        return step
+    return SweepStep(step.best, means[_best_lr({nb: scores[nb] for nb in means}, default_lr)])
 
 
 def check_seeds(seeds: list[int], tuning: list[int], envs: int) -> None:
@@ -120,8 +199,129 @@ def check_seeds(seeds: list[int], tuning: list[int], envs: int) -> None:
 
 
 @dataclass
+class Search:
+    """``lr_sweep.search``: the knobs every arm searches after its learning rate, ``{TAG: [VALUE, ...]}`` (a tag
+    of arm names, :data:`TAG_KEYS`: ``rlr``, or a number key of the arm's ``backbone_kwargs``: ``dropout``,
+    ``context``, ``d_state``, ``state_dim``, ``n_layers``, ...)."""
+
+    common: dict = field(default_factory=dict)
+    """The knobs of every arm, e.g. ``{dropout: [0.0, 0.1]}``; searched after an arm's own."""
+    per_arm: dict = field(default_factory=dict)
+    """``{ARM: {TAG: [VALUE, ...]}}``: an arm's own knobs, in the order they are searched. ARM is an arm's name
+    or a policy config's, whose entry then holds for each of its arms without one of its own (``linoss`` for
+    ``linoss_ring``); an entry for a tag of ``common`` replaces it for that arm."""
+
+    def __post_init__(self):
+        for where, space in [("common", self.common), *((f"per_arm.{a}", s) for a, s in self.per_arm.items())]:
+            if not isinstance(space, dict):
+                raise ValueError(f"lr_sweep.search.{where} is {space!r}, not a mapping {{TAG: [VALUE, ...]}} (on the "
+                                 f"command line, ~lr_sweep.search.{where} removes an entry)")  # fmt: skip
+            for tag, values in space.items():
+                if tag == "lr":
+                    raise ValueError(f"lr_sweep.search.{where}.lr: the learning rates are lr_sweep.lrs")
+                if not (isinstance(values, list) and values and all(map(_is_number, values))
+                        and len({float(v) for v in values}) == len(values)):  # fmt: skip
+                    raise ValueError(f"lr_sweep.search.{where}.{tag} is {values!r}, not a list of distinct numbers, "
+                                     "e.g. [0.0, 0.1]")  # fmt: skip
+
+    def knobs(self, arm: Arm) -> dict[str, list[float]]:
+        """The knobs of ``arm``, ``{TAG: [VALUE, ...]}`` in the order they are searched: its own entry of
+        ``per_arm`` (by its name, else by its policy's), then the tags of ``common`` that entry lacks."""
+        own = self.per_arm.get(arm.name, self.per_arm.get(arm.policy, {}))
+        return own | {t: v for t, v in self.common.items() if t not in own}
+
+
+class Tuning(NamedTuple):
+    """One arm's search so far (:meth:`SearchSpace.replay`)."""
+
+    space: SearchSpace
+    curves: dict[str, dict[float, float]]
+    """``{TAG: {VALUE: normalized score}}`` of every finished step: ``lr`` at the arm's own other values, then
+    each knob at the best values before it (the arm's own value of that knob first: the best so far)."""
+    best: dict[str, float]
+    """The best value of each tag searched so far."""
+    pending: list[str]
+    """The arm names of the trials the search waits for; none once it is done."""
+
+    @property
+    def name(self) -> str:
+        """The arm at its best values (:meth:`SearchSpace.name`)."""
+        return self.space.name(self.best)
+
+    @property
+    def trials(self) -> int:
+        """The trials scored: every rate, and every value of a knob but the one it was at already."""
+        return sum(len(c) - (t != "lr") for t, c in self.curves.items())
+
+
+def _scores(trials: dict[float, str], results: dict[str, dict]) -> dict[float, float]:
+    """``{VALUE: normalized score}`` of the trials ``{VALUE: ARM}`` in ``results`` (cell JSONs by arm name)."""
+    return {v: results[name]["normalized_score"] for v, name in trials.items()}
+
+
+@dataclass
+class SearchSpace:
+    """One arm's search space and its share of the equal trial budget (:meth:`LRSweep.spaces`)."""
+
+    arm: str
+    """The arm's name (untagged)."""
+    own: dict[str, float]
+    """The arm's own value of each tag it searches, ``lr`` first: its train config without tags (the grid's
+    ``train`` under the arm's overrides)."""
+    knobs: dict[str, list[float]]
+    """``{TAG: [VALUE, ...]}``, searched after the learning rate, in this order."""
+    lr_trials: int
+    """The learning rate's share of the budget: the budget less one trial per value of ``knobs`` that is not the
+    arm's own."""
+
+    def name(self, values: dict[str, float]) -> str:
+        """The arm at ``values`` (a tag left out: the arm's own value), tags in the order of ``own``
+        (:func:`arm_name`)."""
+        return arm_name(self.arm, self.own | values, self.own)
+
+    def replay(self, sweep: LRSweep, results: dict[str, dict]) -> Tuning:
+        """The arm's coordinate search so far, replayed from ``results`` (cell JSONs by arm name), one step after
+        another while the step's trials all have results: first the learning rate at the arm's own other values,
+        from ``sweep.lrs`` one rate at a time (:func:`sweep_step`, at most ``sweep.max_extensions`` of them beyond
+        the grid) up to ``lr_trials`` rates, then each knob in turn at the best values so far, every value once
+        (a tie keeps the value it was at: the arm's own)."""
+        lrs, curves, best = sorted(sweep.lrs), {}, {}
+        while True:
+            trials = {lr: self.name({"lr": lr}) for lr in lrs}
+            if missing := [n for n in trials.values() if n not in results]:
+                return Tuning(self, curves, best, missing)
+            curves["lr"] = _scores(trials, results)
+            extended = sum(not min(sweep.lrs) <= lr <= max(sweep.lrs) for lr in lrs)
+            step = sweep_step(curves["lr"], self.own["lr"], sweep.max_extensions - extended, self.lr_trials - len(lrs))
+            if step.next is None:
+                break
+            lrs = sorted([*lrs, step.next])
+        best["lr"] = step.best
+        for tag, values in self.knobs.items():
+            at = self.own[tag]
+            trials = {v: self.name(best | {tag: v}) for v in [at, *(v for v in values if not math.isclose(v, at))]}
+            if missing := [n for n in trials.values() if n not in results]:
+                return Tuning(self, curves, best, missing)
+            curves[tag] = _scores(trials, results)
+            best[tag] = max(curves[tag], key=curves[tag].get)  # the first: the value it was at wins a tie
+        return Tuning(self, curves, best, [])
+
+
+def own_values(arm: Arm, train: dict, tags: list[str]) -> dict[str, float]:
+    """``arm``'s own value of each of ``tags`` (:func:`tag_key`) in its BC train config: the grid's ``train``
+    settings (keys of ``algo``) under the arm's overrides; one that is not a number raises a ValueError."""
+    cfg = compose("train", ["algo=bc", *(f"algo.{k}={override_value(v)}" for k, v in train.items()),
+                            *arm.train_overrides()])  # fmt: skip
+    values = {t: OmegaConf.select(cfg, tag_key(arm, t)) for t in tags}
+    if bad := {t: v for t, v in values.items() if not _is_number(v)}:
+        raise ValueError(f"arm {arm.name!r} has no number to search from for {bad} ({tag_key(arm, next(iter(bad)))}): "
+                         "set it in the arm's overrides, or leave it out of lr_sweep.search")  # fmt: skip
+    return values
+
+
+@dataclass
 class LRSweep:
-    """``lr_sweep`` in ``cadence/configs/compare.yaml``: the learning-rate sweep that every arm gets."""
+    """``lr_sweep`` in ``cadence/configs/compare.yaml``: the tuning that every arm gets (module docstring)."""
 
     task: str
     """The one task the sweep runs on (an env config name); its dataset is collected like the grid's."""
@@ -131,27 +331,43 @@ class LRSweep:
     """The learning rates tried first, a log grid; an arm whose best is at an edge gets more (:func:`interior_step`)."""
     max_extensions: int = 3
     """The cap on the rates added per arm beyond the edges of ``lrs``; an arm that reaches it keeps an edge optimum."""
+    search: Search | dict | None = None
+    """The knobs searched after the learning rate (:class:`Search`); null: the learning rate only."""
+
+    def __post_init__(self):
+        if len(set(self.lrs)) < max(2, len(self.lrs)) or not all(_is_number(lr) and lr > 0 for lr in self.lrs):
+            raise ValueError(f"lr_sweep.lrs is {self.lrs!r}: give two or more distinct positive learning rates, a log "
+                             "grid, e.g. [1.0e-4, 1.0e-3, 1.0e-2]")  # fmt: skip
+        if not isinstance(self.search, Search):
+            self.search = to_dataclass(Search, self.search or {}, "lr_sweep.search", drop=())
 
     def check_seeds(self, seeds: list[int], envs: int) -> None:
         """Refuse a sweep seed that is one of the grid's evaluation ``seeds``, or whose episodes on ``envs`` sub-envs
         share env seeds with their final evaluations (:func:`check_seeds`)."""
         check_seeds(seeds, [self.seed], envs)
 
-    def cells(self, tried: dict[str, list[float]], default_lr: float) -> list[Cell]:
-        """One cell per arm and learning rate of ``tried`` ``{ARM: [LR, ...]}``."""
-        return [Cell(self.task, arm_at_lr(a, lr, default_lr), self.seed) for a, lrs in tried.items() for lr in lrs]
-
-    def step(self, arm: str, lrs: list[float], results: dict[str, dict], default_lr: float) -> SweepStep:
-        """:func:`interior_step` of ``arm`` over the rates ``lrs`` it was trained at (``results``: cell JSONs by arm
-        name), with the extensions beyond ``self.lrs`` it has left."""
-        scores = {lr: results[arm_at_lr(arm, lr, default_lr)]["normalized_score"] for lr in lrs}
-        return interior_step(scores, default_lr, self.max_extensions - (len(lrs) - len(self.lrs)))
-
-    def choose(self, arms: list[str], results: dict[str, dict], default_lr: float,
-               tried: dict[str, list[float]] | None = None) -> dict[str, float]:  # fmt: skip
-        """Each arm's learning rate with the best normalized score in ``results`` (cell JSONs by arm name) among
-        the rates it was ``tried`` at (default ``self.lrs``); a tie goes to the rate nearest ``default_lr``."""
-        return {a: self.step(a, (tried or {}).get(a, self.lrs), results, default_lr).best for a in arms}
+    def spaces(self, arms: list[Arm], specs: DictConfig | dict, train: dict) -> list[SearchSpace]:
+        """The search space of each of ``arms`` (untagged; ``specs``: the grid's ``arms``, ``train``: its train
+        settings, which fix the arms' own values, :func:`own_values`), all with one trial budget: the learning
+        rate's full allowance (``lrs`` and ``max_extensions``) plus the most knob values any arm has beyond its own
+        values; an arm with fewer spends the rest on its learning rate (:func:`sweep_step`). A ``search`` entry that
+        names no arm or policy config, an unknown tag, or an arm named with tags is refused."""
+        policies = sorted(p.stem for p in (CONFIG_DIR / "policy").glob("*.yaml"))
+        if unknown := sorted(set(self.search.per_arm) - set(specs) - set(policies)):
+            raise ValueError(f"lr_sweep.search.per_arm.{unknown[0]} names neither an arm of arms nor a policy config "
+                             f"{policies}")  # fmt: skip
+        if tagged := [a.name for a in arms if "@" in a.name]:
+            raise ValueError(f"lr_sweep tunes each arm from its own values: name arm {tagged[0]!r} without its tags "
+                             f"({tagged[0].partition('@')[0]}), or set lr_sweep=null to train it as named")  # fmt: skip
+        knobs, own = {a.name: self.search.knobs(a) for a in arms}, {}
+        for a in arms:
+            try:
+                own[a.name] = own_values(a, train, ["lr", *knobs[a.name]])
+            except ValueError as e:
+                raise ValueError(f"lr_sweep.search: {e}") from None
+        extra = {a: sum(not math.isclose(v, own[a][t]) for t, vs in ks.items() for v in vs) for a, ks in knobs.items()}
+        budget = len(self.lrs) + self.max_extensions + max(extra.values(), default=0)
+        return [SearchSpace(a, own[a], knobs[a], budget - extra[a]) for a in knobs]
 
 
 @dataclass
@@ -235,17 +451,20 @@ def grid_cells(cfg: DictConfig, backbones: list[str] | None = None) -> tuple[lis
 def check_grid(cfg: DictConfig) -> list[str]:
     """The tasks of the grid spec ``cfg`` (a composed ``compare.yaml``: ``tasks`` and the sweep's task), once the
     whole spec is checked, before any dataset is collected or cell trained: every task is an env config or a
-    variant of one (``variants``) with valid ``per_task`` settings, every arm resolves, the sweep and the device are valid,
-    and no held-out seed is an evaluation seed (:func:`check_seeds`)."""
+    variant of one (``variants``) with valid ``per_task`` settings, every arm resolves, the sweep (its search spaces
+    included: :meth:`LRSweep.spaces`) and the device are valid, and no held-out seed is an evaluation seed
+    (:func:`check_seeds`)."""
     tasks = list(dict.fromkeys([*cfg.tasks, *([cfg.lr_sweep.task] if cfg.lr_sweep else [])]))
     for task in tasks:
         resolve_task(task, cfg.get("variants"))
         task_settings(cfg, task)
     envs = max(task_settings(cfg, task)[1]["eval_envs"] for task in tasks)
+    arms = resolve_arms(list(cfg.backbones), cfg.arms)
     if cfg.lr_sweep:
-        to_dataclass(LRSweep, cfg.lr_sweep, "lr_sweep").check_seeds(list(cfg.seeds), envs)
+        sweep = to_dataclass(LRSweep, cfg.lr_sweep, "lr_sweep")
+        sweep.check_seeds(list(cfg.seeds), envs)
+        sweep.spaces(arms, cfg.arms, OmegaConf.to_container(cfg.train, resolve=True))
     else:
         check_seeds(list(cfg.seeds), [], envs)
-    resolve_arms(list(cfg.backbones), cfg.arms)
     check_device(cfg.device)
     return tasks

@@ -1,9 +1,9 @@
 """The protocols that run cells and report on them: the grid of ``cadence-compare`` and the one-task demo.
 
 The grid (:func:`run_compare`): first every task's dataset is collected (in this process). With
-``lr_sweep`` set, the sweep's cells (every arm at every learning rate, on one task and a tuning seed, extended
-until each arm's best rate is interior) run next and fix each arm's learning rate (:func:`tune`); then the
-grid's cells, with those rates. Unfinished cells run:
+``lr_sweep`` set, the tuning cells (every arm's search over its learning rate, extended until its best rate is
+interior, and its other knobs, with one trial budget for all, on one task and a tuning seed) run next and fix
+each arm's values (:func:`tune`); then the grid's cells, with those values. Unfinished cells run:
 
 * with no launcher, one after another in this process;
 * with a launcher (Hydra overrides naming a launcher plug-in, ``hydra/launcher=joblib``: all cores of this
@@ -24,11 +24,11 @@ import sys
 import time
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ..configs import to_dataclass
 from .cells import dataset_for, run_cell
-from .grid import Cell, LRSweep, arm_at_lr, check_grid, grid_cells, resolve_arms, resolve_task, task_settings
+from .grid import Cell, LRSweep, check_grid, grid_cells, resolve_arms, resolve_task, task_settings
 from .report import grid_plots, grid_text, memory_reading, memory_tasks, sweep_text, write_report
 from .stats import memory_summary, summarize
 
@@ -75,21 +75,19 @@ def run_cells(cfg: DictConfig, cells: list[Cell], arms: dict, datasets: dict, ar
 
 
 def tune(cfg: DictConfig, datasets: dict, argv: list[str], launcher: list[str] | None) -> tuple[list[str], str]:
-    """The learning-rate sweep of ``cfg.lr_sweep`` over ``cfg.backbones``: every arm at every rate of
-    ``lr_sweep.lrs``, then, round by round, each arm whose best rate is at an edge one log step beyond it until
-    the best is interior or ``lr_sweep.max_extensions`` is reached (:meth:`LRSweep.step`). Returns the arms at
-    their chosen rates (``ARM`` or ``ARM@lrX``) and the sweep's section of the report."""
+    """The tuning of ``cfg.lr_sweep`` over ``cfg.backbones``: every arm's coordinate search
+    (:meth:`SearchSpace.replay`, all with one trial budget: :meth:`LRSweep.spaces`) on the sweep's task and tuning
+    seed, round by round: each round runs every arm's next step's cells together (through ``launcher`` when given),
+    until every search is done. Returns the arms at their best values (``ARM`` or ``ARM@TAGVALUE...``) and the
+    sweep's section of the report (:func:`sweep_text`)."""
     sweep = to_dataclass(LRSweep, cfg.lr_sweep, "lr_sweep")
-    names, default = list(cfg.backbones), cfg.train.lr
-    tried, results = {a: sorted(sweep.lrs) for a in names}, {}
-    while cells := [c for c in sweep.cells(tried, default) if c.backbone not in results]:
-        _, arms = grid_cells(cfg, [c.backbone for c in cells])
-        results |= {c.backbone: r for c, r in zip(cells, run_cells(cfg, cells, arms, datasets, argv, launcher))}
-        for a, lrs in tried.items():
-            if (step := sweep.step(a, lrs, results, default)).next is not None:
-                tried[a] = sorted([*lrs, step.next])
-    chosen = sweep.choose(names, results, default, tried)
-    return [arm_at_lr(a, chosen[a], default) for a in names], sweep_text(sweep, tried, results, chosen, default)
+    arms = resolve_arms(list(cfg.backbones), cfg.arms)
+    spaces, results = sweep.spaces(arms, cfg.arms, OmegaConf.to_container(cfg.train, resolve=True)), {}
+    while cells := [Cell(sweep.task, name, sweep.seed) for s in spaces for name in s.replay(sweep, results).pending]:
+        _, trial_arms = grid_cells(cfg, [c.backbone for c in cells])
+        results |= {c.backbone: r for c, r in zip(cells, run_cells(cfg, cells, trial_arms, datasets, argv, launcher))}
+    tunings = [s.replay(sweep, results) for s in spaces]
+    return [t.name for t in tunings], sweep_text(sweep, tunings)
 
 
 def run_compare(cfg: DictConfig, argv: list[str], launcher: list[str] | None = None, profile: str = "full",

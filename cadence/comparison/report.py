@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import subprocess
@@ -16,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..configs import compose
 from ..datasets.format import write_json
-from .grid import LRSweep, arm_at_lr, resolve_task
+from .grid import LRSweep, Tuning, format_value, resolve_task
 
 
 def provenance(argv: list[str]) -> str:
@@ -174,23 +175,46 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def sweep_text(sweep: LRSweep, tried: dict[str, list[float]], results: dict[str, dict], chosen: dict[str, float],
-               default_lr: float) -> str:  # fmt: skip
-    """The learning-rate sweep's section of the report: every arm's normalized score at every rate it was
-    ``tried`` at (``{ARM: [LR, ...]}``; ``results``: cell JSONs by arm name, ``ARM@lrX``), the rate ``chosen`` for
-    it and whether that rate is interior or still at an edge (the cap on extensions reached)."""
-    lrs = sorted({lr for rates in tried.values() for lr in rates})
-    table = ["| arm | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " | chosen | optimum |",
-             "|---" * (len(lrs) + 3) + "|"]  # fmt: skip
-    for a, rates in tried.items():
-        row = [f"{results[arm_at_lr(a, lr, default_lr)]['normalized_score']:.1f}" if lr in rates else "–"
-               for lr in lrs]  # fmt: skip
-        where = "interior" if min(rates) < chosen[a] < max(rates) else "edge (cap reached)"
-        table.append(f"| {a} | " + " | ".join(row) + f" | {chosen[a]:g} | {where} |")
-    return (f"Learning rate per arm: the best of {[float(x) for x in sweep.lrs]} on {sweep.task}, seed {sweep.seed} "
-            f"(a tuning seed, never an evaluation seed; normalized score), extended by one log step beyond an edge "
-            f"optimum until it is interior (at most {sweep.max_extensions} rates per arm), then frozen for every task "
-            f"and seed:\n\n" + "\n".join(table))  # fmt: skip
+def _optimum(values: list[float], best: float) -> str:
+    """Where ``best`` lies among the ``values`` tried: interior, or the lowest or highest value."""
+    if min(values) < best < max(values):
+        return "interior"
+    return "lowest value" if best == min(values) else "highest value"
+
+
+def _curve_row(t: Tuning, tag: str) -> str:
+    """One row of the tuning section: arm, tag, every value tried with its normalized score (the best in bold, the
+    arm's own value marked), the best value and where it lies among the values tried (:func:`_optimum`)."""
+    curve, best = t.curves[tag], t.best[tag]
+
+    def score(v: float) -> str:
+        text = f"{format_value(v)}: {curve[v]:.1f}"
+        return (f"**{text}**" if v == best else text) + (" (own)" if math.isclose(v, t.space.own[tag]) else "")
+
+    scores = " · ".join(map(score, sorted(curve)))
+    return f"| {t.space.arm} | {tag} | {scores} | {format_value(best)} | {_optimum(list(curve), best)} |"
+
+
+def sweep_text(sweep: LRSweep, tunings: list[Tuning]) -> str:
+    """The tuning's section of the report, from every arm's finished :class:`~cadence.comparison.grid.Tuning`:
+    how the arms were tuned (:meth:`~cadence.comparison.grid.LRSweep.spaces`), then a row per arm and tag searched
+    (the learning rate ``lr`` at the arm's own other values, then each knob at the best values before it): its
+    curve (the normalized score of every value tried), the best value and where it lies among the values tried
+    (interior or at an edge), and each arm's number of trials and tuned name."""
+    rows = [_curve_row(t, tag) for t in tunings for tag in t.curves]
+    trials = [f"| {t.space.arm} | {t.trials} | {t.name} |" for t in tunings]
+    return (f"Tuning on {sweep.task}, seed {sweep.seed} (a tuning seed, never an evaluation seed; normalized score), "
+            f"the same number of trials for every arm, by coordinate search: first the learning rate at the arm's own "
+            f"other values, from {[float(x) for x in sweep.lrs]}, extended by one log step beyond an edge optimum "
+            f"until it is interior (at most {sweep.max_extensions} rates per arm beyond the grid: a rate still at an "
+            f"edge reached that cap); then each knob of the arm's search space in turn (rlr: "
+            f"algo.recurrence_lr_factor, any other: policy.backbone_kwargs), every value once at the best values so "
+            f"far. The budget is the learning rate's full allowance plus the most knob values any arm has beyond its "
+            f"own; an arm with fewer spends the rest refining its learning rate (the geometric mean of its best rate "
+            f"and its better-scoring neighbour). The best values are then frozen for every task and seed.\n\n"
+            "| arm | knob | normalized score per value (own: the arm's own value) | chosen | optimum |\n"
+            "|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n| arm | trials | tuned arm |\n|---|---|---|\n"
+            + "\n".join(trials))  # fmt: skip
 
 
 MEMORY_ENVS: dict[str, tuple[str, Callable[[dict], tuple[float, float]]]] = {

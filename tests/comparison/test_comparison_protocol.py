@@ -1,5 +1,5 @@
-"""The protocols: ``cadence-compare``'s grid (the learning-rate sweep on a tuning seed, extended beyond an edge
-optimum, then the grid at each arm's rate;
+"""The protocols: ``cadence-compare``'s grid (the tuning on a tuning seed, equal trials for every arm over its own
+search space, then the grid at each arm's best values;
 per-task budgets; finished cells that no longer match the grid refused) and ``cadence-demo``'s memory grid."""
 
 import json
@@ -7,36 +7,45 @@ import shutil
 
 import pytest
 
-from cadence.comparison import LRSweep, arm_at_lr, run_compare, run_demo
+from cadence.comparison import LRSweep, resolve_arms, run_compare, run_demo
 from cadence.configs import compose
 
 TASK = "invertedpendulum_p"
 
 
-def test_compare_tunes_each_arm_then_runs_the_grid_at_its_rate(dataset, tmp_path):
+def test_compare_tunes_each_arm_with_equal_trials_then_runs_the_grid_at_its_best_values(dataset, tmp_path):
     out = tmp_path / "compare"
     shutil.copytree(dataset, out / "datasets" / TASK)
     overrides = [f"out={out}", f"tasks=[{TASK}]", "seeds=[0,1]", "backbones=[gru,mlp]", "param_budget=5000",
                  "train.steps=30", "train.batch_size=8", "train.window=8", "train.eval_every=0",
                  "train.eval_episodes=2", "train.eval_envs=1", "robustness={}", f"lr_sweep.task={TASK}",
-                 "lr_sweep.lrs=[1e-3,3e-2]", "lr_sweep.max_extensions=1", "collect.episodes=3"]  # fmt: skip
+                 "lr_sweep.lrs=[1e-3,3e-2]", "lr_sweep.max_extensions=1", "collect.episodes=3", "lr_sweep.search=null",
+                 "lr_sweep.search={common: {dropout: [0.0, 0.1]}, per_arm: {mlp: {n_layers: [1, 2]}}}"]  # fmt: skip
     summary = run_compare(compose("compare", overrides), overrides)
     swept = {p.parent.name: json.loads(p.read_text()) for p in (out / "cells" / TASK).glob("*/seed100.json")}
-    # with two rates the best is at an edge: one log step (×30) beyond it, then the cap of one extension
-    tried = {a: sorted([1e-3, 3e-2, 3.33e-5 if swept[a]["normalized_score"] >= swept[f"{a}@lr0.03"]["normalized_score"]
-                        else 0.9]) for a in ("gru", "mlp")}  # fmt: skip
-    assert set(swept) == {arm_at_lr(a, lr, 1e-3) for a, lrs in tried.items() for lr in lrs}
-    assert swept["gru@lr0.03"]["overrides"] == {"algo.lr": 0.03} and swept["gru"]["overrides"] == {}
-    chosen = LRSweep(TASK, 100, [1e-3, 3e-2], 1).choose(["gru", "mlp"], swept, 1e-3, tried)
-    tuned = [arm_at_lr(a, chosen[a], 1e-3) for a in ("gru", "mlp")]
-    assert summary["backbones"] == tuned  # the grid trains every arm at its chosen rate, on its evaluation seeds
+    scores = {name: r["normalized_score"] for name, r in swept.items()}
+    sweep = LRSweep(TASK, 100, [1e-3, 3e-2], 1, {"common": {"dropout": [0.0, 0.1]},
+                                                 "per_arm": {"mlp": {"n_layers": [1, 2]}}})  # fmt: skip
+    tunings = [s.replay(sweep, swept) for s in sweep.spaces(resolve_arms(["gru", "mlp"], {}), {}, {"lr": 1e-3})]
+    # one budget: 2 rates + 1 extension + 2 knob values (mlp: 1 layer, dropout 0.1); gru refines its rate instead
+    for t, knobs in zip(tunings, ({"dropout": 2}, {"n_layers": 2, "dropout": 2})):
+        mine = {n: s for n, s in scores.items() if n.partition("@")[0] == t.space.arm}
+        assert len(mine) == t.trials == 5 and not t.pending
+        assert {tag: len(c) for tag, c in t.curves.items() if tag != "lr"} == knobs
+        assert mine[t.name] == max(mine.values())  # the tuned arm is the best trial on the tuning seed
+    assert len(tunings[0].curves["lr"]) == 4 and len(tunings[1].curves["lr"]) == 3
+    tuned = [t.name for t in tunings]
+    assert summary["backbones"] == tuned  # the grid trains every arm at its best values, on its evaluation seeds
     assert all(summary["cells"][(TASK, a)]["n"] == 2 for a in tuned)
+    one_layer = tunings[1].space.name({"lr": tunings[1].best["lr"], "n_layers": 1})  # at mlp's best rate
+    assert swept[one_layer]["overrides"]["policy.backbone_kwargs.n_layers"] == 1
     report = (out / "results.md").read_text()
-    assert "| chosen | optimum |" in report and f"| {tuned[0]} |" in report
+    assert "| chosen | optimum |" in report and f"| {tuned[0]} |" in report and "| mlp | n_layers | " in report
+    assert "| arm | trials | tuned arm |\n|---|---|---|\n| gru | 5 |" in report
     assert report.startswith("# Backbone comparison (full profile)\n\nCommand: `cadence-compare out=")
     assert set(json.loads((out / "summary.json").read_text())) == {f"{TASK}/{a}" for a in tuned}
     assert (out / "scores.png").exists() and (out / "curves.png").exists()
-    assert swept["gru"]["train"]["steps"] == 30
+    assert swept["gru"]["train"]["steps"] == 30 and swept["gru@lr0.03"]["overrides"] == {"algo.lr": 0.03}
     longer = [*overrides, "train.steps=31"]  # a changed grid setting: the finished cells no longer match it
     with pytest.raises(ValueError, match="trained with train"):
         run_compare(compose("compare", longer), longer)

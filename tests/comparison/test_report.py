@@ -1,14 +1,15 @@
 """The report built from cells: its tables (robustness, success rate, probability of improvement), figures
-(performance profiles among them), the memory section (success vs horizon, cost, memory horizon; its tasks read
-from the grid config), and the one writer of ``results.md``, ``summary.json`` and the PNGs."""
+(performance profiles among them), the tuning section (every arm's curve per knob), the memory section (success vs
+horizon, cost, memory horizon; its tasks read from the grid config), and the one writer of ``results.md``,
+``summary.json`` and the PNGs."""
 
 import json
 
 import pytest
 
-from cadence.comparison import (GRID_PLOTS, MEMORY_ENVS, grid_plots, grid_text, markdown, memory_markdown,
-                                memory_reading, memory_summary, memory_tasks, plot_curves, plot_memory, plot_profiles,
-                                summarize, write_report)  # fmt: skip
+from cadence.comparison import (GRID_PLOTS, MEMORY_ENVS, LRSweep, SearchSpace, Tuning, grid_plots, grid_text, markdown,
+                                memory_markdown, memory_reading, memory_summary, memory_tasks, plot_curves, plot_memory,
+                                plot_profiles, summarize, sweep_text, write_report)  # fmt: skip
 from cadence.configs import compose
 from cadence.envs.registration import MEMORY_TASKS
 
@@ -161,3 +162,24 @@ def test_memory_tasks_come_from_the_composed_env_configs_of_the_grid():
 
 def test_every_memory_task_id_has_its_dial_and_levels():
     assert set(MEMORY_ENVS) == set(MEMORY_TASKS)
+
+
+def test_sweep_section_gives_every_arms_curve_per_knob_and_where_its_optimum_lies():
+    sweep = LRSweep(TASK, 100, [1e-4, 1e-3, 1e-2], 1)
+    linoss = SearchSpace("linoss", {"lr": 1e-3, "rlr": 1.0, "dropout": 0.0}, {"rlr": [0.1, 0.3, 1.0],
+                                                                              "dropout": [0.0, 0.1]}, 4)  # fmt: skip
+    gru = SearchSpace("gru", {"lr": 1e-3}, {}, 7)
+    tunings = [Tuning(linoss, {"lr": {1e-4: 50.0, 3.16e-4: 80.0, 1e-3: 70.0, 1e-2: 60.0},
+                               "rlr": {1.0: 80.0, 0.1: 85.0, 0.3: 90.0}, "dropout": {0.0: 90.0, 0.1: 95.0}},
+                      {"lr": 3.16e-4, "rlr": 0.3, "dropout": 0.1}, []),
+               Tuning(gru, {"lr": {1e-5: 80.0, 1e-4: 60.0, 1e-3: 50.0, 1e-2: 40.0}}, {"lr": 1e-5}, [])]  # fmt: skip
+    text = sweep_text(sweep, tunings)
+    assert text.startswith(f"Tuning on {TASK}, seed 100 (a tuning seed, never an evaluation seed")
+    rows = text.split("| chosen | optimum |\n|---|---|---|---|---|\n")[1].split("\n\n")
+    assert rows[0].splitlines() == [
+        "| linoss | lr | 0.0001: 50.0 · **0.000316: 80.0** · 0.001: 70.0 (own) · 0.01: 60.0 | 0.000316 | interior |",
+        "| linoss | rlr | 0.1: 85.0 · **0.3: 90.0** · 1: 80.0 (own) | 0.3 | interior |",
+        "| linoss | dropout | 0: 90.0 (own) · **0.1: 95.0** | 0.1 | highest value |",
+        "| gru | lr | **1e-05: 80.0** · 0.0001: 60.0 · 0.001: 50.0 (own) · 0.01: 40.0 | 1e-05 | lowest value |"]
+    assert rows[1].splitlines() == ["| arm | trials | tuned arm |", "|---|---|---|",
+                                    "| linoss | 7 | linoss@lr0.000316@rlr0.3@dropout0.1 |", "| gru | 4 | gru@lr1e-05 |"]

@@ -27,7 +27,8 @@ class GRUConfig:
     n_layers: int = 1
     """Stacked GRU layers."""
     dropout: float = 0.0
-    """Dropout between stacked layers while training (``nn.GRU``'s ``dropout``)."""
+    """Dropout on every layer's output while training: between stacked layers (``nn.GRU``'s ``dropout``) and on
+    the top layer's, so that it acts with one layer too."""
 
     def __post_init__(self):
         for name in ("d_model", "n_layers"):
@@ -38,12 +39,15 @@ class GRUConfig:
 
 
 class GRUBackbone(nn.Module):
-    """``nn.GRU(D, D, n_layers)``; outputs the top layer's hidden state. State: (h (B, n_layers, D),)."""
+    """``nn.GRU(D, D, n_layers)``; outputs the top layer's hidden state, dropped out while training.
+    State: (h (B, n_layers, D),)."""
 
     def __init__(self, cfg: GRUConfig, control_period: float | None = None):
         super().__init__()
         self.cfg, self.d_model = cfg, cfg.d_model
-        self.gru = nn.GRU(cfg.d_model, cfg.d_model, cfg.n_layers, batch_first=True, dropout=cfg.dropout)
+        between = cfg.dropout if cfg.n_layers > 1 else 0.0  # nn.GRU's acts between layers only (and warns at one)
+        self.gru = nn.GRU(cfg.d_model, cfg.d_model, cfg.n_layers, batch_first=True, dropout=between)
+        self.drop = nn.Dropout(cfg.dropout)
 
     def initial_state(self, batch_size: int, device=None, dtype=None) -> State:
         """(h (B, n_layers, D),) zeros."""
@@ -66,7 +70,7 @@ class GRUBackbone(nn.Module):
         (h,) = state
         if resets is None:
             y, h = self._run(x, h)
-            return y, (h,)
+            return self.drop(y), (h,)
         starts = resets.any(0).nonzero().flatten().tolist()  # steps where some environment resets
         bounds = sorted({0, *starts, L})
         ys = []
@@ -74,7 +78,7 @@ class GRUBackbone(nn.Module):
             h = h * (~resets[:, lo]).to(h.dtype).view(B, 1, 1)  # zero the state of environments starting anew
             y, h = self._run(x[:, lo:hi], h)
             ys.append(y)
-        return torch.cat(ys, dim=1), (h,)
+        return self.drop(torch.cat(ys, dim=1)), (h,)
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
         """x (B, D), state -> (y (B, D), new state)."""

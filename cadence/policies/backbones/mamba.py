@@ -60,6 +60,8 @@ class MambaConfig:
     """W: width of the causal depthwise convolution (its state keeps the last W − 1 inputs)."""
     dt_rank: int | None = None
     """Rank of the Δ projection; None = ceil(D / 16) (mambapy "auto"), so it grows with D."""
+    dropout: float = 0.0
+    """Dropout on each block's residual branch (the mixer's output) while training."""
     scan: str = "pscan"
     """Evaluation of the recurrence in ``forward``: "pscan" (mambapy's parallel scan, for training) or
     "loop" (sequential reference; faster without gradients on 2 cores, 3-6x slower backward)."""
@@ -72,6 +74,8 @@ class MambaConfig:
             raise ValueError(f"MambaConfig.dt_rank must be >= 1 or None, got {self.dt_rank}")
         if self.scan not in SCANS:
             raise ValueError(f"MambaConfig.scan {self.scan!r} is not one of {SCANS}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"MambaConfig.dropout must be in [0, 1), got {self.dropout}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -101,17 +105,18 @@ def selective_scan(dA: Tensor, dBu: Tensor, h0: Tensor, method: str) -> Tensor:
 # Block
 # --------------------------------------------------------------------------------------------
 def mamba_block(
-    block: ResidualBlock, x: Tensor, conv_in: Tensor, h0: Tensor, resets: Tensor | None, scan: str
+    block: ResidualBlock, x: Tensor, conv_in: Tensor, h0: Tensor, resets: Tensor | None, scan: str,
+    dropout: float,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """One mambapy residual block over a sequence, from a given state.
 
     Args:
         block: mambapy ``ResidualBlock`` (RMSNorm + ``MambaBlock`` mixer).
         x: (B, L, D).  conv_in: (B, W − 1, ED) past conv inputs.  h0: (B, ED, N).
-        resets: (B, L) bool or None.  scan: one of SCANS.
+        resets: (B, L) bool or None.  scan: one of SCANS.  dropout: on the mixer's output while ``block`` trains.
 
     Returns:
-        x + mixer(norm(x)) (B, L, D), last conv inputs (B, W − 1, ED), last SSM state (B, ED, N).
+        x + dropout(mixer(norm(x))) (B, L, D), last conv inputs (B, W − 1, ED), last SSM state (B, ED, N).
     """
     m: MambaBlock = block.mixer
     cfg = m.config
@@ -128,7 +133,7 @@ def mamba_block(
     dBu = (delta * u).unsqueeze(-1) * Bs.unsqueeze(2)  # (B, L, ED, N)
     hs = selective_scan(dA, dBu, h0, scan)
     y = (hs @ Cs.unsqueeze(-1)).squeeze(-1) + m.D * u  # (B, L, ED, N) @ (B, L, N, 1) -> (B, L, ED)
-    return x + m.out_proj(y * F.silu(z)), conv_in, hs[:, -1]
+    return x + F.dropout(m.out_proj(y * F.silu(z)), dropout, block.training), conv_in, hs[:, -1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -172,7 +177,7 @@ class MambaBackbone(nn.Module):
         conv_in, h = state
         new_conv, new_h = [], []
         for i, block in enumerate(self.mamba.layers):
-            x, c, hi = mamba_block(block, x, conv_in[:, i], h[:, i], resets, scan)
+            x, c, hi = mamba_block(block, x, conv_in[:, i], h[:, i], resets, scan, self.cfg.dropout)
             new_conv.append(c)
             new_h.append(hi)
         return self.norm(x), (torch.stack(new_conv, 1), torch.stack(new_h, 1))

@@ -30,11 +30,15 @@ class MLPConfig:
     """Residual blocks, each LayerNorm -> Linear(D, D) -> GELU -> Linear(D, D), added to its input."""
     frame_stack: int = 1
     """k: how many of the latest inputs the MLP sees (1 = the current one only)."""
+    dropout: float = 0.0
+    """Dropout on each residual branch while training."""
 
     def __post_init__(self):
         for name in ("d_model", "n_layers", "frame_stack"):
             if getattr(self, name) < 1:
                 raise ValueError(f"MLPConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"MLPConfig.dropout must be in [0, 1), got {self.dropout}")
 
 
 def frame_windows(past: Tensor, x: Tensor, resets: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -63,16 +67,17 @@ def frame_windows(past: Tensor, x: Tensor, resets: Tensor | None) -> tuple[Tenso
 
 
 class ResidualMLPBlock(nn.Module):
-    """x + Linear(GELU(Linear(LayerNorm(x)))), (..., D) -> (..., D)."""
+    """x + Dropout(Linear(GELU(Linear(LayerNorm(x))))), (..., D) -> (..., D)."""
 
-    def __init__(self, d_model: int):
+    def __init__(self, d_model: int, dropout: float = 0.0):
         super().__init__()
         self.norm = nn.LayerNorm(d_model)
         self.fc = nn.Linear(d_model, d_model)
         self.proj = nn.Linear(d_model, d_model)
+        self.drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.proj(F.gelu(self.fc(self.norm(x))))
+        return x + self.drop(self.proj(F.gelu(self.fc(self.norm(x)))))
 
 
 class MLPBackbone(nn.Module):
@@ -83,7 +88,7 @@ class MLPBackbone(nn.Module):
         self.cfg, self.d_model = cfg, cfg.d_model
         D, k = cfg.d_model, cfg.frame_stack
         self.embed = nn.Linear(k * D, D)
-        self.blocks = nn.ModuleList([ResidualMLPBlock(D) for _ in range(cfg.n_layers)])
+        self.blocks = nn.ModuleList([ResidualMLPBlock(D, cfg.dropout) for _ in range(cfg.n_layers)])
         self.norm = nn.LayerNorm(D)
 
     def initial_state(self, batch_size: int, device=None, dtype=None) -> State:
