@@ -3,11 +3,12 @@
 # session: one task at a time, cheapest first, each task's finished cells committed as soon as it is done, so a
 # later run of the same command starts where the last one stopped (finished cells are read back, never re-run).
 # Usage: bash tools/memory_grid.sh [PROFILE] [THREADS] [extra cadence-compare overrides...]
-#   PROFILE: memory (default) | memory_validity;  THREADS: torch/numba threads of the one process (default 1,
-#   which leaves the machine's other core free; the cells record their own training time and the load).
+#   PROFILE: memory (default) | memory_validity (run after memory: it trains on memory's datasets);  THREADS:
+#   torch/numba threads of the one process (default 1, which leaves the machine's other core free).
+# Both profiles run into docs/comparison/memory; each one's report is also copied to docs/comparison/memory/PROFILE.md.
 set -euo pipefail
 profile="${1:-memory}"; threads="${2:-1}"; shift $(( $# > 2 ? 2 : $# ))
-out="docs/comparison/${profile}"
+out="docs/comparison/memory"
 export OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads" NUMBA_NUM_THREADS="$threads"
 python="${CADENCE_PYTHON:-.venv/bin/python}"; cadence_compare="$(dirname "$python")/cadence-compare"
 mapfile -t tasks < <("$python" - "$profile" <<'PY'
@@ -27,8 +28,8 @@ commit() {  # commit PATH's changes alone (other staged work is left as it is); 
     echo "memory_grid: could not commit $path; commit it by hand" >&2
 }
 for task in "${tasks[@]}"; do
-    "$cadence_compare" "profile=$profile" "tasks=[$task]" "out=$out" "$@"
+    "$cadence_compare" "profile=$profile" "tasks=[$task]" "out=$out" "report=$out/$profile.md" "$@"
     commit "$out/cells/$task" "Memory grid ($profile): $task cells"
 done
-"$cadence_compare" "profile=$profile" "out=$out" "$@"   # every cell is finished: the whole report
+"$cadence_compare" "profile=$profile" "out=$out" "report=$out/$profile.md" "$@"   # every cell done: the whole report
 commit "$out" "Memory grid ($profile): report"

@@ -11,8 +11,8 @@
 """
 
 from .cells import dataset_dir, dataset_for, robustness_scores, run_cell, run_grid_cell, train_config
-from .grid import (TAG_KEYS, Arm, Cell, LRSweep, Search, SearchSpace, Task, Tuning, arm_name, grid_cells, override_value,
-                   resolve_arms, resolve_task, sweep_step, task_settings)  # fmt: skip
+from .grid import (TAG_KEYS, Arm, Cell, LRSweep, Search, SearchSpace, Task, Tuning, arm_name, demonstrations_task,
+                   grid_cells, override_value, resolve_arms, resolve_task, sweep_step, task_settings)  # fmt: skip
 from .protocol import launch_cells, run_cells, run_compare, run_demo, tune
 from .report import (GRID_PLOTS, MEMORY_ENVS, grid_plots, grid_text, markdown, memory_markdown, memory_reading,
                      memory_tasks, per_task_text, plot, plot_curves, plot_memory, plot_profiles, provenance,
@@ -21,7 +21,7 @@ from .stats import (Horizon, Profile, bootstrap_ci, improvement_ci, iqm, learnin
                     memory_summary, performance_profile, probability_of_improvement, score_distribution,
                     stratified_bootstrap_ci, stratified_iqm_ci, summarize)  # fmt: skip
 
-__all__ = ["Arm", "arm_name", "bootstrap_ci", "Cell", "dataset_dir", "dataset_for", "grid_cells",
+__all__ = ["Arm", "arm_name", "bootstrap_ci", "Cell", "dataset_dir", "dataset_for", "demonstrations_task", "grid_cells",
            "grid_plots", "GRID_PLOTS", "grid_text", "Horizon", "improvement_ci", "iqm", "launch_cells",
            "learning_curve", "LRSweep", "markdown", "memory_cell", "MEMORY_ENVS", "memory_horizon", "memory_markdown",
            "memory_reading", "memory_summary", "memory_tasks", "override_value", "per_task_text", "performance_profile",

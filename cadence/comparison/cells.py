@@ -32,7 +32,8 @@ from ..perf import PeakMemory
 from ..training import train_bc  # the CLI's own code path
 from ..training.bc import OutOfBudget
 from ..training.seeds import EVAL_SEED
-from .grid import Arm, Cell, Task, override_value, resolve_arms, resolve_task, task_settings
+from .grid import (Arm, Cell, Task, demonstrations_task, override_value, resolve_arms, resolve_task,
+                   task_settings)  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ def _write_cell(cell: Cell, out: Path, result: dict, arm: Arm, train_overrides: 
 
 def run_grid_cell(cfg: DictConfig, cell: Cell) -> dict:
     """One cell of the comparison config ``cfg`` as a job of its own (the task's dataset must exist)."""
-    dataset = dataset_dir(Path(cfg.out), cell.task)
+    dataset = dataset_dir(Path(cfg.out), demonstrations_task(cell.task, cfg.variants).name)
     if not (dataset / "meta" / "cadence.json").exists():
         raise FileNotFoundError(f"no dataset for {cell.task} at {dataset}; cadence-compare collects every task's "
                                 "dataset before it launches the cells: run it with the same overrides")  # fmt: skip

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import NamedTuple
 
 from omegaconf import DictConfig, OmegaConf
 
 from ..configs import CONFIG_DIR, check_device, compose, to_dataclass
+from ..training.bc import BCConfig
 from ..training.seeds import TUNING_SEED, seed_clashes
 
 
@@ -382,6 +383,10 @@ class Task:
     """An env config name (``cadence/configs/env/NAME.yaml``)."""
     kwargs: dict = field(default_factory=dict)
     """Overrides of the env config's ``kwargs``."""
+    demonstrations: str | None = None
+    """The task whose demonstrations this one trains on (its dataset, collected with its settings), e.g. a
+    full-information control trained on the memory task's dataset with ``train.observation_keys`` set to the full
+    state; None: its own."""
 
     def __post_init__(self):
         if not (CONFIG_DIR / "env" / f"{self.env}.yaml").exists():
@@ -398,6 +403,18 @@ def resolve_task(name: str, variants: DictConfig | dict | None) -> Task:
     """Task ``name``: an entry of ``variants`` or, failing that, the env config of that name."""
     specs = OmegaConf.to_container(variants, resolve=True) if isinstance(variants, DictConfig) else dict(variants or {})
     return to_dataclass(Task, {"name": name} | specs.get(name, {"env": name}), f"variants.{name}", drop=())
+
+
+def demonstrations_task(name: str, variants: DictConfig | dict | None) -> Task:
+    """The task whose dataset task ``name`` trains on: its ``demonstrations`` task, or itself."""
+    task = resolve_task(name, variants)
+    if task.demonstrations is None:
+        return task
+    source = resolve_task(task.demonstrations, variants)
+    if source.demonstrations is not None:
+        raise ValueError(f"variants.{name}.demonstrations names {source.name}, which trains on the demonstrations "
+                         f"of {source.demonstrations} itself: name {source.demonstrations}")  # fmt: skip
+    return source
 
 
 @dataclass(frozen=True)
@@ -426,18 +443,18 @@ class Cell:
 
 def task_settings(cfg: DictConfig, task: str) -> tuple[DictConfig, dict]:
     """The grid's ``collect`` and ``train`` settings for ``task``: its ``per_task.TASK`` entry merged over
-    the grid's own. They hold for every arm alike, so the backbones still share one budget per task."""
+    the grid's own (``train``: any BC setting, :class:`~cadence.training.bc.BCConfig`). They hold for every arm
+    alike, so the backbones still share one budget per task."""
     own = OmegaConf.to_container(cfg.per_task, resolve=True).get(task) or {}
     if extra := sorted(set(own) - {"collect", "train"}):
         raise ValueError(f"per_task.{task}.{extra[0]} is not a setting of a task: per_task.{task} takes collect "
                          "and train, e.g. per_task.hopper={train: {steps: 6000}}")  # fmt: skip
-    for part in ("collect", "train"):
-        unknown = sorted(set(own.get(part) or {}) - set(cfg[part]))
-        if unknown:
-            raise ValueError(f"per_task.{task}.{part} has unknown key(s) {unknown}: the grid's {part} has "
-                             f"{sorted(cfg[part])}")  # fmt: skip
+    for part, known in (("collect", set(cfg.collect)), ("train", {f.name for f in fields(BCConfig)})):
+        if unknown := sorted(set(own.get(part) or {}) - known):
+            raise ValueError(f"per_task.{task}.{part} has unknown key(s) {unknown}: a task's {part} takes "
+                             f"{sorted(known)}")  # fmt: skip
     collect = OmegaConf.merge(cfg.collect, own.get("collect") or {})
-    train = OmegaConf.to_container(OmegaConf.merge(cfg.train, own.get("train") or {}), resolve=True)
+    train = OmegaConf.to_container(cfg.train, resolve=True) | (own.get("train") or {})
     return collect, train
 
 
@@ -456,7 +473,7 @@ def check_grid(cfg: DictConfig) -> list[str]:
     (:func:`check_seeds`)."""
     tasks = list(dict.fromkeys([*cfg.tasks, *([cfg.lr_sweep.task] if cfg.lr_sweep else [])]))
     for task in tasks:
-        resolve_task(task, cfg.get("variants"))
+        demonstrations_task(task, cfg.get("variants"))
         task_settings(cfg, task)
     envs = max(task_settings(cfg, task)[1]["eval_envs"] for task in tasks)
     arms = resolve_arms(list(cfg.backbones), cfg.arms)

@@ -28,7 +28,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..configs import to_dataclass
 from .cells import dataset_for, run_cell
-from .grid import Cell, LRSweep, check_grid, grid_cells, resolve_arms, resolve_task, task_settings
+from .grid import (Cell, LRSweep, check_grid, demonstrations_task, grid_cells, resolve_arms, resolve_task,
+                   task_settings)  # fmt: skip
 from .report import grid_plots, grid_text, memory_reading, memory_tasks, sweep_text, write_report
 from .stats import memory_summary, summarize
 
@@ -103,7 +104,8 @@ def run_compare(cfg: DictConfig, argv: list[str], launcher: list[str] | None = N
     t0 = time.perf_counter()
     tasks = check_grid(cfg)
     memory, levels = memory_tasks(cfg)  # an ill-defined memory family is refused before anything trains
-    datasets = {t: dataset_for(resolve_task(t, cfg.variants), out, task_settings(cfg, t)[0], seed=0) for t in tasks}
+    sources = {t: demonstrations_task(t, cfg.variants) for t in tasks}  # a task may train on another's dataset
+    datasets = {t: dataset_for(s, out, task_settings(cfg, s.name)[0], seed=0) for t, s in sources.items()}
     backbones, sweep = tune(cfg, datasets, argv, launcher) if cfg.lr_sweep else (None, "")
     cells, arms = grid_cells(cfg, backbones)
     results = run_cells(cfg, cells, arms, datasets, argv, launcher)

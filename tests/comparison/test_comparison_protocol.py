@@ -7,8 +7,9 @@ import shutil
 
 import pytest
 
-from cadence.comparison import LRSweep, resolve_arms, run_compare, run_demo
+from cadence.comparison import LRSweep, demonstrations_task, resolve_arms, run_compare, run_demo
 from cadence.configs import compose
+from cadence.datasets.format import STATE
 
 TASK = "invertedpendulum_p"
 
@@ -67,6 +68,31 @@ def test_per_task_settings_give_one_task_its_own_budget_for_every_arm(dataset, t
         assert cell["history"][-1]["step"] == 20 and cell["train"]["steps"] == 20
     assert f"10 gradient steps (per task, for every arm alike: {TASK}: train.steps=20, collect.episodes=3)" in (
         out / "results.md").read_text()  # fmt: skip
+
+
+def test_a_task_trains_on_another_tasks_demonstrations_through_the_features_it_names(dataset, tmp_path):
+    out = tmp_path / "compare"
+    shutil.copytree(dataset, out / "datasets" / TASK)  # the only dataset: nothing is collected for the control
+    state = "[observation.environment_state]"
+    overrides = [f"out={out}", "tasks=[ip_full]", "seeds=[0]", "backbones=[mlp]", "param_budget=5000",
+                 "lr_sweep=null", "robustness={}", "collect.episodes=3", "train.steps=10", "train.batch_size=8",
+                 "train.window=8", "train.eval_every=0", "train.eval_episodes=2", "train.eval_envs=1",
+                 f"+variants.ip_full={{env: invertedpendulum, demonstrations: {TASK}}}",
+                 f"+per_task.ip_full={{train: {{observation_keys: {state}}}}}"]  # fmt: skip
+    run_compare(compose("compare", overrides), overrides)
+    assert sorted(p.name for p in (out / "datasets").iterdir()) == [TASK]
+    config = json.loads((out / "runs" / "ip_full" / "mlp" / "seed0" / "checkpoints" / "last" / "config.json").read_text())
+    run = config["extra"]["run"]  # what the cell trained on: the borrowed dataset's full state
+    assert run["dataset"] == str(out / "datasets" / TASK) and run["observation_keys"] == [STATE]
+    assert (out / "cells" / "ip_full" / "mlp" / "seed0.json").exists()
+
+
+def test_a_chain_of_borrowed_demonstrations_is_refused():
+    variants = {"a": {"env": "invertedpendulum", "demonstrations": "b"},
+                "b": {"env": "invertedpendulum", "demonstrations": TASK}}  # fmt: skip
+    assert demonstrations_task("b", variants).name == TASK
+    with pytest.raises(ValueError, match="names b, which trains on the demonstrations of invertedpendulum_p itself"):
+        demonstrations_task("a", variants)
 
 
 def test_demo_runs_the_memory_grid_prints_what_it_shows_and_reads_finished_cells_back(tmp_path, capsys):

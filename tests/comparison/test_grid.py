@@ -177,8 +177,10 @@ def test_per_task_settings_merge_over_the_grids_and_unknown_keys_are_refused():
     collect, train = task_settings(cfg, TASK)
     assert (collect.episodes, train["steps"], train["window"]) == (3, 20, 8)
     assert task_settings(cfg, "hopper_p")[1]["steps"] == 10  # the other tasks keep the grid's settings
+    keys = compose("compare", [f"+per_task.{TASK}={{train: {{observation_keys: [observation.environment_state]}}}}"])
+    assert task_settings(keys, TASK)[1]["observation_keys"] == ["observation.environment_state"]  # any BC setting
     for bad, named in ((f"+per_task.{TASK}={{train: {{stepz: 5}}}}", r"per_task.\S+.train has unknown key\(s\) "
-                        r"\['stepz'\]: the grid's train has \['batch_size'"),
+                        r"\['stepz'\]: a task's train takes \[.*'batch_size'"),
                        (f"+per_task.{TASK}={{eval: {{steps: 5}}}}", "takes collect and train")):  # fmt: skip
         with pytest.raises(ValueError, match=named):
             task_settings(compose("compare", [bad]), TASK)
