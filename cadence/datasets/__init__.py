@@ -10,10 +10,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from .collect import collect_dataset, episode_rng, reference_returns, rollout  # noqa: E402
 from .format import ACTION, DONE, OBS, REWARD, STATE, check_dataset  # noqa: E402
-from .demonstrations import (Demonstrations, EpisodeStreams, LoadedDemonstrations, load_demonstrations,  # noqa: E402
-                             observation_keys)  # fmt: skip
+from .demonstrations import (Batch, Demonstrations, EpisodeStreams, LoadedDemonstrations,  # noqa: E402
+                             camera_keys, load_demonstrations, observation_keys)  # fmt: skip
 from .windows import WindowDataset, window_indices  # noqa: E402
 
-__all__ = ["ACTION", "DONE", "OBS", "REWARD", "STATE", "Demonstrations", "EpisodeStreams", "LoadedDemonstrations",
-           "WindowDataset", "check_dataset", "collect_dataset", "episode_rng", "load_demonstrations",
+__all__ = ["ACTION", "DONE", "OBS", "REWARD", "STATE", "Batch", "Demonstrations", "EpisodeStreams", "LoadedDemonstrations",
+           "WindowDataset", "camera_keys", "check_dataset", "collect_dataset", "episode_rng", "load_demonstrations",
            "observation_keys", "reference_returns", "rollout", "window_indices"]

@@ -2,12 +2,14 @@
 and the two ways BC draws batches from it.
 
 Symbols: N frames, E episodes, B windows (or streams) per batch, L steps per window, O observation dim,
-A action dim.
+A action dim; C, H, W the camera frames' channels and pixels.
 
 Any local LeRobot v3 dataset serves (docs/own_dataset.md): the policy observes the dataset's observation
 features (:func:`observation_keys`: chosen by ``algo.observation_keys``, by default every ``observation.*``
-vector feature but ``observation.environment_state``, by name), concatenated, and imitates its ``action``;
-normalization uses the dataset's own statistics. The dataset must fit the env it is evaluated on: its frame
+feature but ``observation.environment_state``, by name): the vector features concatenated into the state, the
+camera features (``observation.images.*``) decoded once into a uint8 image cache beside it
+(:mod:`cadence.datasets.images`, with its memory cap); it imitates the ``action``. Normalization uses the
+dataset's own statistics. The dataset must fit the env it is evaluated on: its frame
 rate the env's control rate, its features the env's spaces (:func:`load_demonstrations` refuses, naming both).
 
 A dataset that ``cadence-collect`` wrote records both the task observation (``observation.state``) and the
@@ -26,6 +28,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -34,47 +37,73 @@ from torch import Tensor
 
 from ..envs import control_period, observation_indices
 from .format import ACTION, IMAGE_DTYPES, OBS, OBSERVATION_PREFIX, STATE, read_info
+from .images import decode_images
 from .windows import STATS, WindowDataset, window_indices
+
+
+class Batch(NamedTuple):
+    """One batch of BC: B sequences of L steps."""
+
+    obs: Tensor
+    """(B, L, O) float32."""
+    actions: Tensor
+    """(B, L, A) float32."""
+    valid: Tensor
+    """(B, L) bool: False on padding past an episode's end."""
+    resets: Tensor | None = None
+    """(B, L) bool, a new episode before step t (TBPTT streams); None for windows and episodes."""
+    images: Tensor | None = None
+    """(B, L, C, H, W) uint8 camera frames; None for a dataset without selected cameras."""
 
 
 @dataclass
 class Demonstrations:
     """A dataset in memory: frames of all episodes back to back.
 
-    observations (N, O), actions (N, A) float32; episode e covers frames [ep_from[e], ep_to[e]).
+    observations (N, O), actions (N, A) float32; images (N, C, H, W) uint8 or None (no camera selected);
+    episode e covers frames [ep_from[e], ep_to[e]).
     """
 
     observations: Tensor
     actions: Tensor
     ep_from: Tensor
     ep_to: Tensor
+    images: Tensor | None = None
 
     def __post_init__(self):
         self.frame_episode = torch.repeat_interleave(torch.arange(len(self.ep_from)), self.ep_to - self.ep_from)
         if len(self.frame_episode) != len(self.observations):
             raise ValueError("episode bounds do not cover the frames exactly; the dataset index is inconsistent")
+        if self.images is not None and len(self.images) != len(self.observations):
+            raise ValueError(f"{len(self.images)} camera frames for {len(self.observations)} frames; the dataset's "
+                             "videos or images do not cover its frames: record the dataset again")  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.observations)
 
     def to(self, device: torch.device | str) -> Demonstrations:
         """The frames on ``device`` (the episode index stays on the CPU, where the samplers run)."""
-        return Demonstrations(self.observations.to(device), self.actions.to(device), self.ep_from, self.ep_to)
+        images = None if self.images is None else self.images.to(device)
+        return Demonstrations(self.observations.to(device), self.actions.to(device), self.ep_from, self.ep_to, images)
 
-    def sample_windows(self, B: int, L: int, g: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
-        """(obs (B, L, O), actions (B, L, A), valid (B, L) bool) for windows [t, t + L) at uniformly drawn
-        frames t; steps past the episode's end repeat its last frame and are not ``valid``."""
+    def batch(self, idx: Tensor, valid: Tensor, resets: Tensor | None = None) -> Batch:
+        """The :class:`Batch` of frames ``idx`` (B, L)."""
+        images = None if self.images is None else self.images[idx]
+        return Batch(self.observations[idx], self.actions[idx], valid, resets, images)
+
+    def sample_windows(self, B: int, L: int, g: torch.Generator) -> Batch:
+        """Windows [t, t + L) at uniformly drawn frames t; steps past the episode's end repeat its last frame and
+        are not ``valid``."""
         anchors = torch.randint(len(self), (B,), generator=g)
         idx, pad = window_indices(anchors, torch.arange(L), self.frame_episode, self.ep_from, self.ep_to)
-        return self.observations[idx], self.actions[idx], ~pad
+        return self.batch(idx, ~pad)
 
-
-    def sample_episodes(self, B: int, L: int, g: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
-        """(obs (B, L, O), actions (B, L, A), valid (B, L) bool) for B episodes drawn uniformly, each from its
-        first frame: whole episodes when L is the longest one, steps past an episode's end not ``valid``."""
+    def sample_episodes(self, B: int, L: int, g: torch.Generator) -> Batch:
+        """B episodes drawn uniformly, each from its first frame: whole episodes when L is the longest one, steps
+        past an episode's end not ``valid``."""
         episodes = torch.randint(len(self.ep_from), (B,), generator=g)
         idx, pad = window_indices(self.ep_from[episodes], torch.arange(L), self.frame_episode, self.ep_from, self.ep_to)
-        return self.observations[idx], self.actions[idx], ~pad
+        return self.batch(idx, ~pad)
 
 
 class EpisodeStreams:
@@ -86,8 +115,8 @@ class EpisodeStreams:
         self.episode = torch.randint(len(data.ep_from), (B,), generator=g)
         self.pos = data.ep_from[self.episode].clone()
 
-    def next(self, L: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """(obs (B, L, O), actions (B, L, A), valid (B, L), resets (B, L)) for the next L steps."""
+    def next(self, L: int) -> Batch:
+        """The next L steps of every stream (all ``valid``), with their ``resets``."""
         d = self.data
         idx = torch.empty(len(self.pos), L, dtype=torch.long)
         resets = torch.zeros(len(self.pos), L, dtype=torch.bool)
@@ -99,7 +128,7 @@ class EpisodeStreams:
                 resets[finished, t] = True
             idx[:, t] = self.pos
             self.pos += 1
-        return d.observations[idx], d.actions[idx], torch.ones_like(resets), resets
+        return d.batch(idx, torch.ones_like(resets), resets)
 
     def state_dict(self) -> dict:
         return {"episode": self.episode.clone(), "pos": self.pos.clone()}
@@ -120,6 +149,8 @@ class LoadedDemonstrations:
     observation_keys: list[str]
     """The features concatenated into ``data.observations``, in order (``[observation.environment_state]`` when
     the observation was rebuilt from the full state)."""
+    image_keys: list[str]
+    """The camera features stacked into ``data.images``, in order; [] without a camera."""
     fps: int
     """The dataset's frames per second."""
 
@@ -127,14 +158,15 @@ class LoadedDemonstrations:
 def observation_keys(root: str | os.PathLike, features: dict[str, dict], keys: Sequence[str] | None = None
                      ) -> list[str]:  # fmt: skip
     """The features of the dataset at ``root`` (``features``: its info.json's) that make the policy's observation,
-    in the order they are concatenated: ``keys`` as given, or by default every ``observation.*`` feature but
-    ``observation.environment_state`` (the full state a Cadence expert saw), sorted by name.
+    in order (vectors are concatenated, cameras stacked): ``keys`` as given, or by default every ``observation.*``
+    feature, cameras included, but ``observation.environment_state`` (the full state a Cadence expert saw), sorted
+    by name.
 
-    A key the dataset lacks, an image feature (not supported yet) and a feature that is not a vector (D,) raise a
-    ValueError naming it, the dataset's observation features and ``algo.observation_keys``.
+    A key the dataset lacks and a feature that is neither a vector (D,) nor a camera (dtype ``image`` / ``video``)
+    raise a ValueError naming it, the dataset's observation features and ``algo.observation_keys``.
     """
     available = [k for k in features if k.startswith(OBSERVATION_PREFIX)]
-    choose = "choose the state features with algo.observation_keys=[KEY,...]"
+    choose = "choose the features with algo.observation_keys=[KEY,...]"
     if keys is None:
         keys = sorted(k for k in available if k != STATE)
         if not keys:
@@ -145,19 +177,25 @@ def observation_keys(root: str | os.PathLike, features: dict[str, dict], keys: S
         if key not in features:
             raise ValueError(f"{root} has no feature {key}; its observation features are {available}: {choose}")
         spec = features[key]
-        if spec["dtype"] in IMAGE_DTYPES:
-            raise ValueError(f"{root}'s {key} is an image feature (dtype {spec['dtype']}): image observations are not "
-                             f"supported yet; {choose} from its observation features {available}")  # fmt: skip
-        if len(spec["shape"]) != 1:
+        if spec["dtype"] not in IMAGE_DTYPES and len(spec["shape"]) != 1:
             raise ValueError(f"{root}'s {key} has shape {tuple(spec['shape'])}, and a policy observes vector "
-                             f"features (D,); {choose} from its observation features {available}")  # fmt: skip
+                             f"features (D,) and cameras (dtype image or video); {choose} from its observation "
+                             f"features {available}")  # fmt: skip
     return list(keys)
 
 
-def load_demonstrations(root: str | os.PathLike, env: gym.Env, keys: Sequence[str] | None = None
+def camera_keys(features: dict[str, dict], keys: Sequence[str]) -> list[str]:
+    """The camera features (dtype ``image`` / ``video``) among ``keys``, in order (``features``: info.json's)."""
+    return [k for k in keys if features[k]["dtype"] in IMAGE_DTYPES]
+
+
+def load_demonstrations(root: str | os.PathLike, env: gym.Env, keys: Sequence[str] | None = None,
+                        image_size: Sequence[int] | None = None, image_cache_gib: float = 2.0
                         ) -> LoadedDemonstrations:  # fmt: skip
     """Read the dataset at ``root`` for training a policy on ``env``'s observation and action spaces: the
-    observation features :func:`observation_keys` picks with ``keys`` (None: the default), and ``action``.
+    observation features :func:`observation_keys` picks with ``keys`` (None: the default), and ``action``. Camera
+    features are decoded into ``data.images`` at ``image_size`` [H, W] (None: as recorded), refused over
+    ``image_cache_gib`` (:func:`cadence.datasets.images.decode_images`); the env's observation space is the state's.
 
     Refused with a ValueError naming the dataset, the env and the fix: a dataset without ``action``, one whose
     fps is not the env's control rate (1 / ``env.unwrapped.dt``; not checked for an env that declares no ``dt``),
@@ -169,6 +207,12 @@ def load_demonstrations(root: str | os.PathLike, env: gym.Env, keys: Sequence[st
         raise ValueError(f"{root} has no {ACTION} feature, and behavior cloning imitates recorded actions; it has "
                          f"{sorted(features)}: record the commanded action of every frame as {ACTION} (float32 (A,))")
     default, keys = keys is None, observation_keys(root, features, keys)
+    cameras = camera_keys(features, keys)
+    keys = [k for k in keys if k not in cameras]
+    if not keys:
+        raise ValueError(f"{root}: the selected features {cameras} are all cameras, and a policy observes a state "
+                         f"vector beside them; add a vector feature of {sorted(features)} to "
+                         "algo.observation_keys=[KEY,...]")  # fmt: skip
     period = control_period(env)
     if period is not None and fps != round(1 / period):
         raise ValueError(f"{root} is recorded at {fps} fps but {env_id} steps every {period:g} s ({1 / period:g} "
@@ -199,10 +243,12 @@ def load_demonstrations(root: str | os.PathLike, env: gym.Env, keys: Sequence[st
                          "algo.observation_keys=[KEY,...] (concatenated in that order), or evaluate on the env the "
                          "dataset was recorded with")  # fmt: skip
     ref = ds.metadata.get("reference")
+    images = decode_images(root, features, cameras, image_size, image_cache_gib) if cameras else None
     return LoadedDemonstrations(
-        data=Demonstrations(obs.float(), ds.data[ACTION].float(), ds.ep_from, ds.ep_to),
+        data=Demonstrations(obs.float(), ds.data[ACTION].float(), ds.ep_from, ds.ep_to, images),
         stats={"observation": obs_stats, "action": ds.stats[ACTION]},
         reference_returns=(ref["expert"], ref["random"]) if ref else None,
         observation_keys=keys,
+        image_keys=cameras,
         fps=fps,
     )

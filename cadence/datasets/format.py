@@ -1,7 +1,7 @@
 """The on-disk form of a demonstration dataset: LeRobot v3, plus ``meta/cadence.json`` when Cadence wrote it.
 
-Any local LeRobot v3 dataset with an ``action`` feature and ``observation.*`` vector features trains a policy
-(:func:`cadence.datasets.load_demonstrations`; docs/own_dataset.md); the rest is optional. What
+Any local LeRobot v3 dataset with an ``action`` feature and ``observation.*`` vector (and camera) features
+trains a policy (:func:`cadence.datasets.load_demonstrations`; docs/own_dataset.md); the rest is optional. What
 ``cadence-collect`` writes, one row per control step t:
 
 ============================== ======= =====================================================
@@ -12,7 +12,7 @@ Any local LeRobot v3 dataset with an ``action`` feature and ``observation.*`` ve
 ``next.done``                  bool          terminated or truncated after this step
 ============================== ======= =====================================================
 
-Image features (dtype ``image`` or ``video``, :data:`IMAGE_DTYPES`) are not read yet.
+Image features (dtype ``image`` or ``video``, :data:`IMAGE_DTYPES`) are decoded by :mod:`cadence.datasets.images`.
 
 ``meta/cadence.json`` (Cadence's own, written atomically when a collection completes) records the env,
 expert, noise, seed, per-episode returns, the clean-expert and random-policy reference returns used for

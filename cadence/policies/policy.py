@@ -1,6 +1,7 @@
-"""SequencePolicy: observation normalizer → MLP encoder → temporal backbone → action head.
+"""SequencePolicy: observation normalizer (+ camera encoder) → MLP encoder → temporal backbone → action head.
 
-Symbols: B batch (environments), L time, O observation dim, A action dim, D model width.
+Symbols: B batch (environments), L time, O observation dim, A action dim, D model width; C, H, W the camera
+frames' channels and pixels.
 
 The backbone is chosen by name (``PolicyConfig.backbone``) and is the only part that differs
 between compared policies; everything here treats it through the protocol of
@@ -10,6 +11,11 @@ Two ways to run a policy, computing the same function:
 
 * ``forward(obs (B, L, O), state=None, resets=None) -> (mean (B, L, A), state)`` — training on
   windows or whole episodes; ``mean`` is the head output in normalized action units.
+
+A policy built with an ``image_shape`` (C, H, W) also observes camera frames: every call takes
+``images=`` uint8 (B, L, C, H, W) / (B, C, H, W) next to the state, encoded by
+:class:`~cadence.policies.image_encoder.ImageEncoder` into ``PolicyConfig.image_features`` values that are
+concatenated with the normalized state before the MLP encoder, so the backbone is unchanged.
 * ``reset(batch_size)`` then ``act(obs (B, O)) -> action (B, A)`` — control: one observation in,
   one action out, the recurrent state carried inside; ``act`` returns environment units, clipped to
   the action bounds. ``step(obs, state)`` is the functional form for callers that hold the state.
@@ -39,6 +45,7 @@ from torch import Tensor, nn
 from .backbones import REGISTRY, State, backbone_classes, make_backbone, make_backbone_config, reset_state
 from .backbones.base import check_input
 from .heads import HEADS, ActionHead
+from .image_encoder import ImageEncoder
 from .normalizer import Normalizer
 
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
@@ -77,6 +84,10 @@ class PolicyConfig:
     """Initial log-std of the gaussian head."""
     backbone_kwargs: dict[str, Any] = field(default_factory=dict)
     """Options of the backbone's own config (its dataclass documents them); d_model is set here."""
+    image_features: int = 64
+    """Features of the camera image encoder, concatenated with the state (used only with camera observations)."""
+    image_shift: int = 4
+    """Random-shift augmentation of camera frames in training mode: up to this many pixels; 0 disables it."""
 
     def __post_init__(self):
         if self.backbone not in REGISTRY:
@@ -87,6 +98,9 @@ class PolicyConfig:
             raise ValueError("set d_model on the policy (policy.d_model), not in policy.backbone_kwargs")
         if self.encoder_layers < 1:
             raise ValueError(f"encoder_layers must be >= 1, got {self.encoder_layers}")
+        if self.image_features < 1 or self.image_shift < 0:
+            raise ValueError(f"policy.image_features={self.image_features} must be >= 1 and policy.image_shift="
+                             f"{self.image_shift} >= 0 (0 disables the augmentation)")  # fmt: skip
         budget = self.param_budget
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
             raise ValueError(f"policy.param_budget={self.param_budget!r} is not a number of parameters; set it to a "
@@ -125,12 +139,14 @@ class PolicyConfig:
 
 
 class SequencePolicy(nn.Module):
-    """See the module docstring. Shapes: obs (B, L, O) / (B, O); actions (B, L, A) / (B, A)."""
+    """See the module docstring. Shapes: obs (B, L, O) / (B, O); actions (B, L, A) / (B, A); images (B, L, C, H, W)
+    / (B, C, H, W) uint8 when built with ``image_shape`` (C, H, W), else None."""
 
     def __init__(self, cfg: PolicyConfig, obs_dim: int, act_dim: int, action_low, action_high,
-                 control_period: float | None = None):  # fmt: skip
+                 control_period: float | None = None, image_shape: tuple[int, int, int] | None = None):  # fmt: skip
         super().__init__()
         self.cfg, self.obs_dim, self.act_dim, self.control_period = cfg, obs_dim, act_dim, control_period
+        self.image_shape = None if image_shape is None else tuple(int(s) for s in image_shape)
         low = np.asarray(action_low, dtype=np.float32).reshape(act_dim)
         high = np.asarray(action_high, dtype=np.float32).reshape(act_dim)
         if not (low < high).all():
@@ -140,7 +156,10 @@ class SequencePolicy(nn.Module):
         D = cfg.d_model
         self.obs_norm = Normalizer(obs_dim)
         self.action_norm = Normalizer(act_dim)
-        layers: list[nn.Module] = [nn.Linear(obs_dim, D)]
+        self.image_encoder = (None if image_shape is None else
+                              ImageEncoder(self.image_shape, cfg.image_features, cfg.image_shift))  # fmt: skip
+        image_dim = 0 if image_shape is None else cfg.image_features
+        layers: list[nn.Module] = [nn.Linear(obs_dim + image_dim, D)]
         for _ in range(cfg.encoder_layers - 1):
             layers += [nn.GELU(), nn.Linear(D, D)]
         self.encoder = nn.Sequential(*layers)
@@ -148,20 +167,35 @@ class SequencePolicy(nn.Module):
         self.head = ActionHead(D, act_dim, cfg.head, cfg.log_std_init)
         self._state: State | None = None
 
-    def encode(self, obs: Tensor) -> Tensor:
-        """obs (…, O) -> the backbone's input (…, D): normalization, then the encoder. The one path from an
-        observation to features, in training, rollouts, PPO and deployment alike."""
-        return self.encoder(self.obs_norm(obs))
+    def encode(self, obs: Tensor, images: Tensor | None = None) -> Tensor:
+        """obs (…, O) [+ images (…, C, H, W) uint8] -> the backbone's input (…, D): normalization, the image
+        encoder's features concatenated, then the encoder. The one path from an observation to features, in
+        training, rollouts, PPO and deployment alike."""
+        x = self.obs_norm(obs)
+        if images is None and self.image_encoder is not None:
+            raise ValueError(f"this policy observes camera frames (…, {self.image_shape}); pass images=uint8 "
+                             "(B, L, C, H, W) / (B, C, H, W) next to the state")  # fmt: skip
+        if images is not None and self.image_encoder is None:
+            raise ValueError("this policy observes no camera (it was built without image_shape); call it without "
+                             "images=, or train an image policy on a dataset with observation.images.* features")
+        if images is not None:
+            if images.shape[:-3] != obs.shape[:-1]:
+                raise ValueError(f"images {tuple(images.shape)} and obs {tuple(obs.shape)} must share their leading "
+                                 "(batch, time) dims: one frame per observation")  # fmt: skip
+            x = torch.cat([x, self.image_encoder(images)], dim=-1)
+        return self.encoder(x)
 
     # ---------------------------------------------------------------- sequence (training) mode
-    def features(self, obs: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State]:
-        """obs (B, L, O) -> backbone features (B, L, D) and the final state."""
+    def features(self, obs: Tensor, state: State | None = None, resets: Tensor | None = None,
+                 images: Tensor | None = None) -> tuple[Tensor, State]:  # fmt: skip
+        """obs (B, L, O) [+ images (B, L, C, H, W)] -> backbone features (B, L, D) and the final state."""
         check_input("obs", obs, self.obs_dim, seq=True)
-        return self.backbone(self.encode(obs), state, resets)
+        return self.backbone(self.encode(obs, images), state, resets)
 
-    def forward(self, obs: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State]:
-        """obs (B, L, O) -> (normalized action mean (B, L, A), final state)."""
-        h, state = self.features(obs, state, resets)
+    def forward(self, obs: Tensor, state: State | None = None, resets: Tensor | None = None,
+                images: Tensor | None = None) -> tuple[Tensor, State]:  # fmt: skip
+        """obs (B, L, O) [+ images (B, L, C, H, W)] -> (normalized action mean (B, L, A), final state)."""
+        h, state = self.features(obs, state, resets, images)
         return self.head(h), state
 
     # ---------------------------------------------------------------- stepping (control) mode
@@ -173,20 +207,21 @@ class SequencePolicy(nn.Module):
         p = self.head.mean.weight
         return self.backbone.initial_state(batch_size, p.device, p.dtype)
 
-    def step_features(self, obs: Tensor, state: State) -> tuple[Tensor, State]:
-        """obs (B, O), state -> (backbone features (B, D), new state): ``features`` over one step, through the
-        backbone's stepping mode."""
+    def step_features(self, obs: Tensor, state: State, images: Tensor | None = None) -> tuple[Tensor, State]:
+        """obs (B, O) [+ images (B, C, H, W)], state -> (backbone features (B, D), new state): ``features`` over
+        one step, through the backbone's stepping mode."""
         check_input("obs", obs, self.obs_dim, seq=False, check_finite=True)
-        return self.backbone.step(self.encode(obs), state)
+        return self.backbone.step(self.encode(obs, images), state)
 
-    def step_mean(self, obs: Tensor, state: State) -> tuple[Tensor, State]:
-        """obs (B, O), state -> (normalized action mean (B, A), new state): ``step`` before ``to_env_action``."""
-        h, state = self.step_features(obs, state)
+    def step_mean(self, obs: Tensor, state: State, images: Tensor | None = None) -> tuple[Tensor, State]:
+        """obs (B, O) [+ images], state -> (normalized action mean (B, A), new state): ``step`` before
+        ``to_env_action``."""
+        h, state = self.step_features(obs, state, images)
         return self.head(h), state
 
-    def step(self, obs: Tensor, state: State) -> tuple[Tensor, State]:
-        """obs (B, O), state -> (action (B, A) in environment units, new state)."""
-        mean, state = self.step_mean(obs, state)
+    def step(self, obs: Tensor, state: State, images: Tensor | None = None) -> tuple[Tensor, State]:
+        """obs (B, O) [+ images (B, C, H, W)], state -> (action (B, A) in environment units, new state)."""
+        mean, state = self.step_mean(obs, state, images)
         return self.to_env_action(mean), state
 
     def reset(self, batch_size: int = 1) -> None:
@@ -224,6 +259,7 @@ class SequencePolicy(nn.Module):
             "action_low": self.action_low.tolist(),
             "action_high": self.action_high.tolist(),
             "control_period": self.control_period,
+            "image_shape": self.image_shape,
         }
 
     def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None,
@@ -265,7 +301,7 @@ class SequencePolicy(nn.Module):
                 f"'{cfg.backbone}'; use policy={saved.backbone} or train a new checkpoint"
             )
         policy = cls(saved, config["obs_dim"], config["act_dim"], config["action_low"], config["action_high"],
-                     config["control_period"])  # fmt: skip
+                     config["control_period"], config.get("image_shape"))  # fmt: skip
         try:
             tensors = load_file(directory / WEIGHTS_NAME, device=str(map_location))
         except (SafetensorError, OSError) as e:
@@ -320,14 +356,14 @@ def count_params(module: nn.Module) -> int:
 
 
 def size_to_budget(cfg: PolicyConfig, obs_dim: int, act_dim: int, budget: int, control_period: float | None = None,
-                   step: int = 8) -> PolicyConfig:  # fmt: skip
+                   step: int = 8, image_shape: tuple[int, int, int] | None = None) -> PolicyConfig:  # fmt: skip
     """Return ``cfg`` with the ``d_model`` (a multiple of ``step``) whose policy is closest to ``budget`` parameters."""
 
     def count(d: int) -> int:
         trial = dataclasses.replace(cfg, d_model=d, param_budget=None)
         with torch.device("meta"):
             return count_params(SequencePolicy(trial, obs_dim, act_dim, [-1.0] * act_dim, [1.0] * act_dim,
-                                               control_period or 0.02))  # fmt: skip
+                                               control_period or 0.02, image_shape))  # fmt: skip
 
     smallest = count(step)
     if budget < smallest:
@@ -348,8 +384,10 @@ def size_to_budget(cfg: PolicyConfig, obs_dim: int, act_dim: int, budget: int, c
     return dataclasses.replace(cfg, d_model=best, param_budget=None)
 
 
-def make_policy(cfg: PolicyConfig | dict, obs_space, action_space, control_period: float | None = None) -> SequencePolicy:
-    """Build a policy for Gymnasium Box spaces; ``cfg.param_budget`` sizes ``d_model`` first."""
+def make_policy(cfg: PolicyConfig | dict, obs_space, action_space, control_period: float | None = None,
+                image_shape: tuple[int, int, int] | None = None) -> SequencePolicy:  # fmt: skip
+    """Build a policy for Gymnasium Box spaces (the state; ``image_shape`` (C, H, W): camera frames too);
+    ``cfg.param_budget`` sizes ``d_model`` first."""
     if not isinstance(cfg, PolicyConfig):
         cfg = PolicyConfig(**cfg)
     for kind, space in (("observation", obs_space), ("action", action_space)):
@@ -359,8 +397,8 @@ def make_policy(cfg: PolicyConfig | dict, obs_space, action_space, control_perio
                              "actions)")  # fmt: skip
     obs_dim, act_dim = int(np.prod(obs_space.shape)), int(np.prod(action_space.shape))
     if cfg.param_budget is not None:
-        cfg = size_to_budget(cfg, obs_dim, act_dim, cfg.param_budget, control_period)
-    return SequencePolicy(cfg, obs_dim, act_dim, action_space.low, action_space.high, control_period)
+        cfg = size_to_budget(cfg, obs_dim, act_dim, cfg.param_budget, control_period, image_shape=image_shape)
+    return SequencePolicy(cfg, obs_dim, act_dim, action_space.low, action_space.high, control_period, image_shape)
 
 
 __all__ = ["PolicyConfig", "SequencePolicy", "make_policy", "count_params", "size_to_budget", "backbone_classes"]

@@ -52,7 +52,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ..datasets import Demonstrations, EpisodeStreams
+from ..datasets import Batch, Demonstrations, EpisodeStreams
 from ..policies import SequencePolicy
 from ..policies.backbones import State
 from ..progress import progress_bar
@@ -107,9 +107,13 @@ class BCConfig:
     loss: str = "mse"
     """"mse" or "nll" (needs policy.head: gaussian)."""
     observation_keys: list[str] | None = None
-    """The dataset features the policy observes, each a vector (D,), concatenated in this order; None: every
-    ``observation.*`` feature but ``observation.environment_state``, sorted by name
-    (:func:`cadence.datasets.observation_keys`)."""
+    """The dataset features the policy observes: vectors (D,), concatenated in this order, and camera features
+    (``observation.images.*``), their channels stacked in this order; None: every ``observation.*`` feature but
+    ``observation.environment_state``, sorted by name (:func:`cadence.datasets.observation_keys`)."""
+    image_size: list[int] | None = None
+    """[H, W]: camera frames are resized to this when decoded (:mod:`cadence.datasets.images`); None: as recorded."""
+    image_cache_gib: float = 2.0
+    """Cap on the memory of the decoded camera frames (uint8, N × C × H × W bytes); over it the load is refused."""
     eval_every: int = 1000
     """Evaluate by rollout every this many gradient steps (and at the end); 0: only at the end."""
     eval_episodes: int = 10
@@ -136,6 +140,11 @@ class BCConfig:
         if self.observation_keys is not None and not self.observation_keys:
             raise ValueError("algo.observation_keys=[] selects no feature; list the features the policy observes, "
                              "e.g. algo.observation_keys=[observation.state], or write null for the default")
+        if self.image_size is not None and (len(self.image_size) != 2 or min(self.image_size) < 1):
+            raise ValueError(f"algo.image_size={self.image_size} is not [H, W]; write e.g. algo.image_size=[64,64], "
+                             "or null to keep the recorded size")  # fmt: skip
+        if self.image_cache_gib <= 0:
+            raise ValueError(f"algo.image_cache_gib must be > 0, got {self.image_cache_gib}")
         for name in ("steps", "batch_size", "window", "eval_episodes", "eval_envs", "save_every", "log_every"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"algo.{name} must be >= 1, got {getattr(self, name)}")
@@ -178,9 +187,10 @@ class BCObjective(nn.Module):
         self.policy, self.kind = policy, kind
 
     def forward(self, obs: Tensor, actions: Tensor, valid: Tensor, state: State | None, resets: Tensor | None,
-                denominator: Tensor | None = None) -> tuple[Tensor, State]:  # fmt: skip
-        """obs (B, L, O), actions (B, L, A), valid (B, L), resets (B, L) or None -> (loss, final state)."""
-        mean, final = self.policy(obs, state, resets)
+                denominator: Tensor | None = None, images: Tensor | None = None) -> tuple[Tensor, State]:  # fmt: skip
+        """obs (B, L, O), actions (B, L, A), valid (B, L), resets (B, L) or None, images (B, L, C, H, W) uint8 or
+        None -> (loss, final state)."""
+        mean, final = self.policy(obs, state, resets, images)
         return masked_loss(self.policy, mean, actions, valid, self.kind, denominator), final
 
 
@@ -227,6 +237,10 @@ class BCTrainer:
         """This rank's rows of a global (B, …) batch tensor (all of it on one process)."""
         return x[self.rows] if self.dist.enabled else x
 
+    def _local_batch(self, batch: Batch) -> Batch:
+        """This rank's rows of every tensor of a global batch."""
+        return Batch(*(None if x is None else self._local(x) for x in batch))
+
     def save_last(self) -> None:
         """Write ``checkpoints/last`` with the resume state; every rank must call it (the carried state is
         gathered from all ranks, rank 0 writes)."""
@@ -266,23 +280,22 @@ class BCTrainer:
         return True
 
     # ------------------------------------------------------------------ training
-    def _batch(self):
-        """This rank's rows of the global batch: (obs, actions, valid, resets or None, state or None)."""
+    def _batch(self) -> tuple[Batch, State | None]:
+        """This rank's rows of the global batch, and the carried state (TBPTT streams) or None."""
         c = self.cfg
         if self.streams is None:
             sample = self.data.sample_episodes if c.batches == "episodes" else self.data.sample_windows
-            obs, act, valid = sample(c.batch_size, self.window, self.gen)
-            return self._local(obs), self._local(act), self._local(valid), None, None
-        obs, act, valid, resets = (self._local(x) for x in self.streams.next(self.window))
-        state = self.carried or self.policy.initial_state(len(obs))
-        return obs, act, valid, resets, state
+            return self._local_batch(sample(c.batch_size, self.window, self.gen)), None
+        batch = self._local_batch(self.streams.next(self.window))
+        return batch, self.carried or self.policy.initial_state(len(batch.obs))
 
     def train_step(self) -> dict:
-        obs, act, valid, resets, state = self._batch()
+        batch, state = self._batch()
+        valid = batch.valid
         # with W ranks: divide by the global valid count / W, so that DDP's gradient mean is the global loss's
         denominator = self.dist.mean(valid.sum().float()) if self.dist.enabled else None
         self.policy.train()
-        loss, final = self.objective(obs, act, valid, state, resets, denominator)
+        loss, final = self.objective(batch.obs, batch.actions, valid, state, batch.resets, denominator, batch.images)
         if self.streams is not None:
             self.carried = tuple(s.detach() for s in final)
         self.opt.zero_grad(set_to_none=True)

@@ -24,8 +24,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..configs import check_device, to_dataclass
-from ..datasets import load_demonstrations
-from ..datasets.format import write_json
+from ..datasets import camera_keys, load_demonstrations, observation_keys
+from ..datasets.format import read_info, write_json
 from ..envs import control_period, make_env
 from ..evaluation import evaluate
 from ..policies import PolicyConfig, SequencePolicy, count_params, make_policy
@@ -83,7 +83,14 @@ def train_bc(cfg: DictConfig) -> dict:
     env = make_env(cfg.env)
     horizon = memory_horizon(env)
     algo = resolve_batches(algo, horizon)  # batches=auto: whole episodes on a long-memory task
-    demos = load_demonstrations(cfg.dataset, env, algo.observation_keys)
+    features = read_info(cfg.dataset)["features"]
+    cameras = camera_keys(features, observation_keys(cfg.dataset, features, algo.observation_keys))
+    if cameras:
+        raise ValueError(f"{cfg.dataset}'s selected features include the cameras {cameras}, and no Cadence env renders "
+                         f"camera observations yet, so {env.spec.id} cannot evaluate an image policy: train one from "
+                         "Python (cadence.training.bc.BCTrainer, evaluate_fn=None), or select the state features "
+                         "with algo.observation_keys=[KEY,...] (docs/own_dataset.md)")  # fmt: skip
+    demos = load_demonstrations(cfg.dataset, env, algo.observation_keys, algo.image_size, algo.image_cache_gib)
     dt = control_period(env) or 1.0 / demos.fps  # an env that declares no dt runs at the dataset's rate
     pcfg = pcfg.fit_to_task(dt, horizon).fit_to_data(demos.data, dt)
     torch.manual_seed(cfg.seed)

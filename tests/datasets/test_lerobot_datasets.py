@@ -85,17 +85,18 @@ def test_an_observation_key_the_dataset_lacks_lists_the_keys_it_has(recording):
         load(recording, keys=["observation.nope"])
 
 
-def test_image_features_are_refused_until_they_are_supported(recording, tmp_path):
-    """The camera feature is declared in info.json only: the refusal comes before any frame is read."""
+def test_a_camera_over_the_cache_cap_is_refused_before_any_frame_is_decoded(recording, tmp_path):
+    """The camera feature is declared in info.json only (no video exists): the cap refuses it before decoding."""
     copy = shutil.copytree(recording, tmp_path / "ds")
     info = json.loads((copy / "meta" / "info.json").read_text())
     info["features"]["observation.images.top"] = {"dtype": "video", "shape": [64, 64, 3],
                                                   "names": ["height", "width", "channels"]}  # fmt: skip
     (copy / "meta" / "info.json").write_text(json.dumps(info))
-    with pytest.raises(ValueError, match=r"observation\.images\.top is an image feature \(dtype video\): image "
-                                         r"observations are not supported yet; choose the state features with "
-                                         r"algo\.observation_keys=\[KEY,\.\.\.\]"):  # fmt: skip
-        load(copy)
+    env = make_env(PENDULUM)
+    with pytest.raises(ValueError, match=r"decoding \['observation\.images\.top'\] of .* takes .* GiB .* over "
+                                         r"algo\.image_cache_gib=1e-09: lower the resolution"):  # fmt: skip
+        load_demonstrations(copy, env, image_cache_gib=1e-9)
+    env.close()
     assert load(copy, keys=[OBS]).observation_keys == [OBS]  # the state alone trains
 
 
