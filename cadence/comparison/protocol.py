@@ -92,13 +92,14 @@ def tune(cfg: DictConfig, datasets: dict, argv: list[str], launcher: list[str] |
 
 
 def run_compare(cfg: DictConfig, argv: list[str], launcher: list[str] | None = None, profile: str = "full",
-                command: str = "cadence-compare") -> dict:  # fmt: skip
+                command: list[str] | None = None) -> dict:  # fmt: skip
     """The grid of ``cfg`` (a composed ``compare.yaml``) and its report (``OUT/results.md``, ``summary.json``,
     ``scores.png``, ``curves.png``, ``profiles.png``, and the memory section and ``memory.png`` when the grid has
-    memory tasks (:func:`memory_tasks`); also ``cfg.report`` when set), which names ``command`` and ``argv`` as the
-    command; ``launcher`` (Hydra overrides naming a launcher plug-in and its settings) runs the unfinished cells as
-    a multirun, None runs them here one after another. With ``cfg.lr_sweep`` the sweep runs first and the grid
-    trains every arm at its chosen learning rate. Returns the :func:`summarize` statistics and, under ``"memory"``,
+    memory tasks (:func:`memory_tasks`); also ``cfg.report`` when set), which names ``command`` as the command
+    (default ``cadence-compare ARGV``); ``argv`` (overrides) also goes to the launched cells; ``launcher`` (Hydra
+    overrides naming a launcher plug-in and its settings) runs the unfinished cells as a multirun, None runs them
+    here one after another. With ``cfg.lr_sweep`` the sweep runs first and the grid trains every arm at its chosen
+    configuration. Returns the :func:`summarize` statistics and, under ``"memory"``,
     the :func:`memory_summary` of the memory tasks ({} without any)."""
     out = Path(cfg.out)
     t0 = time.perf_counter()
@@ -110,7 +111,8 @@ def run_compare(cfg: DictConfig, argv: list[str], launcher: list[str] | None = N
     cells, arms = grid_cells(cfg, backbones)
     results = run_cells(cfg, cells, arms, datasets, argv, launcher)
     summary, memory_stats = summarize(results, unranked=memory), memory_summary(results, memory, levels)
-    text = grid_text(cfg, summary, [command, *argv], profile, tasks, time.perf_counter() - t0, sweep, memory_stats)
+    text = grid_text(cfg, summary, command or ["cadence-compare", *argv], profile, tasks, time.perf_counter() - t0,
+                     sweep, memory_stats)  # fmt: skip
     write_report(out, text, summary, grid_plots(memory_stats), cfg.report)
     print(text)
     return summary | {"memory": memory_stats}
@@ -125,7 +127,7 @@ def run_demo(cfg: DictConfig, argv: list[str] | None = None) -> dict:
         raise ValueError(f"jobs must be >= 1 (cells at a time), got {cfg.jobs}")
     cells_argv = ["profile=demo", *(o for o in argv or [] if not o.startswith("jobs="))]  # cells compose compare.yaml
     launcher = ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={cfg.jobs}"] if cfg.jobs > 1 else None
-    summary = run_compare(cfg, cells_argv, launcher, "demo", "cadence-demo")
+    summary = run_compare(cfg, cells_argv, launcher, "demo", ["cadence-demo", *(argv or [])])
     reading = memory_reading(summary["memory"])
     print(f"\nWhat it shows: {reading}\nplots: {Path(cfg.out) / 'memory.png'}   table: {Path(cfg.out) / 'results.md'}")
     return summary | {"reading": reading}

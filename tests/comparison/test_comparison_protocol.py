@@ -102,7 +102,7 @@ def test_demo_runs_the_memory_grid_prints_what_it_shows_and_reads_finished_cells
                  "train.eval_envs=1", "jobs=1"]  # fmt: skip
     summary = run_demo(compose("demo", overrides), overrides)
     text = (out / "results.md").read_text()
-    assert text.startswith(f"# Backbone comparison (demo profile)\n\nCommand: `cadence-demo profile=demo out={out} ")
+    assert text.startswith(f"# Backbone comparison (demo profile)\n\nCommand: `cadence-demo out={out} ")
     assert f"In short: {summary['reading']}" in text and (out / "memory.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert summary["reading"].startswith("memory_reacher, success above halfway between chance (25%) and the expert "
                                          "(100%): at 16 steps ")  # fmt: skip
