@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..configs import compose
 from ..datasets.format import write_json
 from .grid import LRSweep, Tuning, format_value, resolve_task
+from .stats import CONVERGED_GAIN, CONVERGED_TAIL
 
 
 def provenance(argv: list[str]) -> str:
@@ -39,8 +40,9 @@ def per_task_text(cfg: DictConfig, tasks: list[str]) -> str:
 
 def markdown(summary: dict) -> str:
     """Per-task table (mean [95% CI] of the normalized score), the success rates, the IQM aggregate (with a
-    note naming the ``unranked`` memory tasks it leaves out), the probability that the reference arm improves on
-    each other arm (when :func:`~cadence.comparison.stats.summarize` found one), and the robustness table."""
+    note naming the ``unranked`` memory tasks it leaves out), whether each task's budget converged (the budget
+    rule, :func:`~cadence.comparison.stats.convergence`), the probability that the reference arm improves on each
+    other arm (when :func:`~cadence.comparison.stats.summarize` found one), and the robustness table."""
     tasks, backbones = summary["tasks"], summary["backbones"]
     lines = ["| task | " + " | ".join(backbones) + " |", "|---" * (len(backbones) + 1) + "|"]
     for t in tasks:
@@ -49,6 +51,12 @@ def markdown(summary: dict) -> str:
             c = summary["cells"].get((t, b))
             row.append("–" if c is None else f"{c['mean']:.1f} [{c['ci'][0]:.1f}, {c['ci'][1]:.1f}]")
         lines.append(f"| {t} | " + " | ".join(row) + " |")
+    if converged := {t: c for t, c in summary.get("convergence", {}).items() if c is not None}:
+        lines += ["", f"Budget to convergence (the best arm's learning curve gains < {CONVERGED_GAIN:g} points over "
+                  f"the last {100 * CONVERGED_TAIL:.0f} % of its steps):", "", "| task | best arm | gain | converged |",
+                  "|---|---|---|---|"]  # fmt: skip
+        lines += [f"| {t} | {c['arm']} | {c['gain']:+.1f} | {'yes' if c['converged'] else 'no: curves still rise'} |"
+                  for t, c in converged.items()]  # fmt: skip
     with_success = [t for t in tasks if any(c["success_rate"] is not None for (ct, _), c in summary["cells"].items()
                                             if ct == t)]  # fmt: skip
     if with_success:  # the normalized score can credit a policy that never completes the task

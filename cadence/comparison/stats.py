@@ -102,6 +102,29 @@ def learning_curve(runs: list[dict]) -> dict[str, list[float]]:
             for k in ("step", "train_s", "normalized_score")}  # fmt: skip
 
 
+CONVERGED_GAIN, CONVERGED_TAIL = 2.0, 0.2
+"""The budget rule (issue 20): a task's step budget has converged when its best arm's learning curve gains less
+than CONVERGED_GAIN points of normalized score over the last CONVERGED_TAIL of its gradient steps."""
+
+
+def convergence(curves: dict[str, dict[str, list[float]]], gain: float = CONVERGED_GAIN,
+                tail: float = CONVERGED_TAIL) -> dict | None:  # fmt: skip
+    """Whether one task's budget has converged, from its arms' :func:`learning_curve` s ``{ARM: curve}``: the best
+    arm (highest final score) and its ``gain``, the last evaluation's score minus the latest one's at or before
+    (1 − ``tail``) of its steps; ``{arm, gain, converged}`` (gain < ``gain``), None when no arm has an evaluation
+    that early."""
+    finals = {b: c["normalized_score"][-1] for b, c in curves.items() if c["step"]}
+    if not finals:
+        return None
+    best = max(finals, key=finals.get)
+    steps, scores = curves[best]["step"], curves[best]["normalized_score"]
+    early = [i for i, step in enumerate(steps) if step <= (1 - tail) * steps[-1]]
+    if not early:
+        return None
+    rise = scores[-1] - scores[early[-1]]
+    return {"arm": best, "gain": float(rise), "converged": bool(rise < gain)}
+
+
 def summarize(results: list[dict], unranked: Collection[str] = (), reference: str = "linoss") -> dict:
     """Per (task, backbone) and per backbone statistics of the normalized score of ``results`` (cell JSONs):
     ``tasks`` (sorted), ``backbones`` (in order of appearance), ``cells`` ``{(TASK, ARM): {mean, ci, n, params,
@@ -111,8 +134,9 @@ def summarize(results: list[dict], unranked: Collection[str] = (), reference: st
     and over the same ranked tasks: ``profiles`` ``{ARM: Profile}`` (:func:`performance_profile` at 101 thresholds
     spanning 0–100 and every ranked score; arms with a ranked task only) and ``improvement`` ``{(REFERENCE, ARM):
     {p, ci, tasks}}``: :func:`probability_of_improvement` of the ``reference`` arm over every other arm on the
-    ranked tasks both have, with :func:`improvement_ci` (empty without the ``reference`` arm).
-    Cells that were out of budget have no scores and are left to the memory section."""
+    ranked tasks both have, with :func:`improvement_ci` (empty without the ``reference`` arm); ``convergence``
+    ``{TASK: convergence(...)}`` (:func:`convergence`, the budget rule). Cells that were out of budget have no
+    scores and are left to the memory section."""
     results = [r for r in results if r.get("status") != "out_of_budget"]
     tasks = sorted({r["task"] for r in results})
     backbones = list(dict.fromkeys(r["backbone"] for r in results))
@@ -142,9 +166,10 @@ def summarize(results: list[dict], unranked: Collection[str] = (), reference: st
             ranked_by[b] = ranked
         else:  # every task of this backbone is unranked
             per_backbone[b] = {"iqm": np.nan, "ci": (np.nan, np.nan), "n": 0}
+    converged = {t: convergence({b: c["curve"] for (task, b), c in per_cell.items() if task == t}) for t in tasks}
     return {"tasks": tasks, "backbones": backbones, "cells": per_cell, "aggregate": per_backbone,
             "unranked": [t for t in tasks if t in unranked], "profiles": _profiles(ranked_by),
-            "improvement": _improvement(ranked_by, reference)}  # fmt: skip
+            "improvement": _improvement(ranked_by, reference), "convergence": converged}  # fmt: skip
 
 
 def _profiles(ranked_by: dict[str, dict[str, np.ndarray]]) -> dict[str, Profile]:

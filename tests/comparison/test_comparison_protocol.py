@@ -81,7 +81,8 @@ def test_a_task_trains_on_another_tasks_demonstrations_through_the_features_it_n
                  f"+per_task.ip_full={{train: {{observation_keys: {state}}}}}"]  # fmt: skip
     run_compare(compose("compare", overrides), overrides)
     assert sorted(p.name for p in (out / "datasets").iterdir()) == [TASK]
-    config = json.loads((out / "runs" / "ip_full" / "mlp" / "seed0" / "checkpoints" / "last" / "config.json").read_text())
+    run_dir = out / "runs" / "ip_full" / "mlp" / "seed0"
+    config = json.loads((run_dir / "checkpoints" / "last" / "config.json").read_text())
     run = config["extra"]["run"]  # what the cell trained on: the borrowed dataset's full state
     assert run["dataset"] == str(out / "datasets" / TASK) and run["observation_keys"] == [STATE]
     assert (out / "cells" / "ip_full" / "mlp" / "seed0.json").exists()

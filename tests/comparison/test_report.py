@@ -23,6 +23,9 @@ def test_report_has_robustness_table_and_curves(cells, tmp_path):
     assert "| backbone | clean | delay3 | noise |" in text
     assert text.count("\n| gru |") == 3 and text.count("\n| linoss |") == 2  # aggregate, P(linoss > gru), robustness
     assert summary["cells"][(TASK, "gru")]["curve"]["step"] == [10.0, 20.0]
+    conv = summary["convergence"][TASK]  # the budget rule over the last 20 % of the steps: 10 -> 20
+    curve = summary["cells"][(TASK, conv["arm"])]["curve"]["normalized_score"]
+    assert conv["gain"] == curve[1] - curve[0] and f"| {TASK} | {conv['arm']} | {conv['gain']:+.1f} |" in text
     png = plot_curves(summary, tmp_path / "curves.png")
     assert png.read_bytes()[:8] == PNG
     assert "Success rate" not in text  # InvertedPendulum defines no success

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy.stats import mannwhitneyu
 
-from cadence.comparison import (Horizon, bootstrap_ci, improvement_ci, iqm, learning_curve, memory_horizon,
-                                memory_summary, performance_profile, probability_of_improvement, score_distribution,
-                                stratified_bootstrap_ci, stratified_iqm_ci, summarize)  # fmt: skip
+from cadence.comparison import (Horizon, bootstrap_ci, convergence, improvement_ci, iqm, learning_curve,
+                                memory_horizon, memory_summary, performance_profile, probability_of_improvement,
+                                score_distribution, stratified_bootstrap_ci, stratified_iqm_ci, summarize)  # fmt: skip
 
 
 def test_iqm_drops_the_outer_quartiles():
@@ -181,3 +181,16 @@ def test_memory_summary_groups_cells_by_family_and_dial_and_keeps_out_of_budget_
     # gru: 0.75 at 16 → 0.25 at 256 crosses 0.625 at (0.75 − 0.625) / 0.5 = 1/4 of log2 16 → 256: 2^5 = 32
     assert m["reach"]["horizon"]["gru"].dial == pytest.approx(32.0) and m["reach"]["horizon"]["mlp"] is None
     assert m["track"]["horizon"]["gru"] == Horizon("<", 1.0)
+
+
+def test_a_budget_has_converged_when_the_best_arms_curve_gains_under_two_points_over_its_last_fifth():
+    def curve(scores):
+        return {"step": [500, 1000, 1500, 2000, 2500], "train_s": [1.0] * 5, "normalized_score": scores}
+
+    rising, flat = curve([10, 30, 50, 70, 90]), curve([60, 79, 79.5, 80, 80.5])
+    # the best arm is the one with the highest final score; its gain is over steps 2000 -> 2500 (the last 20 %)
+    assert convergence({"gru": flat, "linoss": rising}) == {"arm": "linoss", "gain": 20.0, "converged": False}
+    assert convergence({"gru": flat}) == {"arm": "gru", "gain": 0.5, "converged": True}
+    assert convergence({"gru": flat}, gain=0.5)["converged"] is False  # the rule is strict: < gain
+    one_eval = {"step": [2500], "train_s": [1.0], "normalized_score": [50.0]}
+    assert convergence({"gru": one_eval}) is None and convergence({}) is None
