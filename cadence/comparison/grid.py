@@ -480,7 +480,7 @@ def check_grid(cfg: DictConfig) -> list[str]:
     if cfg.lr_sweep:
         sweep = to_dataclass(LRSweep, cfg.lr_sweep, "lr_sweep")
         sweep.check_seeds(list(cfg.seeds), envs)
-        sweep.spaces(arms, cfg.arms, OmegaConf.to_container(cfg.train, resolve=True))
+        sweep.spaces(arms, cfg.arms, task_settings(cfg, sweep.task)[1])  # the settings its trials train at
     else:
         check_seeds(list(cfg.seeds), [], envs)
     check_device(cfg.device)

@@ -12,8 +12,8 @@ each arm's values (:func:`tune`); then the grid's cells, with those values. Unfi
   with the command's overrides and its ``hydra.launcher.*`` settings (:func:`launch_cells`); this process
   waits for it, then aggregates. Job logs go to ``OUT/launcher/TASK/ARM/SEED``.
 
-The demo (:func:`run_demo`): the grid of ``demo.yaml`` (two horizons of the cue task, one seed, every
-backbone) run here, then one sentence on what its memory section shows.
+The demo (:func:`run_demo`): the grid of ``demo.yaml`` (two horizons of the cue task, one seed, four backbones),
+then one sentence on what its memory section shows.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from ..configs import to_dataclass
 from .cells import dataset_for, run_cell
@@ -83,7 +83,7 @@ def tune(cfg: DictConfig, datasets: dict, argv: list[str], launcher: list[str] |
     sweep's section of the report (:func:`sweep_text`)."""
     sweep = to_dataclass(LRSweep, cfg.lr_sweep, "lr_sweep")
     arms = resolve_arms(list(cfg.backbones), cfg.arms)
-    spaces, results = sweep.spaces(arms, cfg.arms, OmegaConf.to_container(cfg.train, resolve=True)), {}
+    spaces, results = sweep.spaces(arms, cfg.arms, task_settings(cfg, sweep.task)[1]), {}  # as its trials train
     while cells := [Cell(sweep.task, name, sweep.seed) for s in spaces for name in s.replay(sweep, results).pending]:
         _, trial_arms = grid_cells(cfg, [c.backbone for c in cells])
         results |= {c.backbone: r for c, r in zip(cells, run_cells(cfg, cells, trial_arms, datasets, argv, launcher))}

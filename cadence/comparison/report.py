@@ -277,7 +277,7 @@ def memory_markdown(memory: dict) -> str:
     for family, m in memory.items():
         head, rule = " | ".join(f"{d:g}" for d in m["dials"]), "|---" * (len(m["dials"]) + 1) + "|"
         lines += ["", f"### {family}", "", f"Success rate at each dial (chance {100 * m['chance']:.3g}%, expert "
-                  f"{100 * m['expert']:.3g}%, threshold {50 * (m['chance'] + m['expert']):.3g}%):", "",
+                  f"{100 * m['expert']:.3g}%, threshold {100 * m['threshold']:.3g}%):", "",
                   f"| backbone | {head} | memory horizon |", rule + "---|"]  # fmt: skip
         for b in m["backbones"]:
             row = [_success_text(m["cells"].get((b, d))) for d in m["dials"]]
@@ -296,9 +296,8 @@ def memory_reading(memory: dict) -> str:
 
     def at(m: dict, d: float, above: bool) -> str:
         means = {b: m["cells"][(b, d)]["mean"] for b in m["backbones"] if (b, d) in m["cells"]}
-        threshold = (m["chance"] + m["expert"]) / 2
         return ", ".join(f"{b} {100 * s:.0f}%" for b, s in means.items()
-                         if not np.isnan(s) and (s > threshold) == above) or "none"  # fmt: skip
+                         if not np.isnan(s) and (s > m["threshold"]) == above) or "none"  # fmt: skip
 
     sentences = []
     for family, m in memory.items():

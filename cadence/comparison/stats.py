@@ -249,8 +249,9 @@ def memory_summary(results: list[dict], memory: dict[str, tuple[str, float]],
                    levels: dict[str, tuple[float, float]]) -> dict:  # fmt: skip
     """Success vs horizon of the memory tasks among ``results`` (cell JSONs, out-of-budget ones included):
     ``memory`` ``{TASK: (FAMILY, DIAL)}`` names them, ``levels`` ``{FAMILY: (chance, expert)}`` gives each
-    family's success levels. Per family (in order of appearance): ``{dials (sorted), chance, expert, backbones (in
-    order of appearance), cells {(ARM, DIAL): memory_cell}, horizon {ARM: Horizon | None}}``."""
+    family's success levels. Per family (in order of appearance): ``{dials (sorted), chance, expert, threshold
+    (halfway between them: :func:`memory_horizon`'s), backbones (in order of appearance), cells {(ARM, DIAL):
+    memory_cell}, horizon {ARM: Horizon | None}}``."""
     groups: dict[str, dict[tuple[str, float], list[dict]]] = {}
     for r in results:
         if r["task"] in memory:
@@ -264,6 +265,6 @@ def memory_summary(results: list[dict], memory: dict[str, tuple[str, float]],
         chance, expert = levels[family]
         horizon = {b: memory_horizon(dials, [cells[(b, d)]["mean"] if (b, d) in cells else np.nan for d in dials],
                                      chance, expert) for b in backbones}  # fmt: skip
-        summary[family] = {"dials": dials, "chance": chance, "expert": expert, "backbones": backbones, "cells": cells,
-                           "horizon": horizon}  # fmt: skip
+        summary[family] = {"dials": dials, "chance": chance, "expert": expert, "threshold": (chance + expert) / 2,
+                           "backbones": backbones, "cells": cells, "horizon": horizon}  # fmt: skip
     return summary
