@@ -116,3 +116,9 @@ def test_demo_runs_the_memory_grid_prints_what_it_shows_and_reads_finished_cells
     before = finished()
     run_demo(compose("demo", overrides), overrides)  # a re-run reads every cell back
     assert finished() == before
+
+
+def test_the_demo_refuses_fewer_than_one_job_before_anything_runs(tmp_path):
+    with pytest.raises(ValueError, match=r"jobs must be >= 1 \(cells at a time\), got 0"):
+        run_demo(compose("demo", [f"out={tmp_path}", "jobs=0"]))
+    assert not any(tmp_path.iterdir())
