@@ -64,7 +64,7 @@ ROWS = (
     Row("linoss fused (eager)", "linoss", controller=ControllerConfig(runtime="eager")),
     Row("linoss generic (TorchScript)", "linoss", controller=ControllerConfig(fused=False)),
     Row("gru", "gru"),
-    Row("mamba", "mamba", {"scan": "loop"}),  # pscan is a Python autograd.Function: not traceable to a file
+    Row("mamba", "mamba", {"scan": "loop"}),  # the fast scans are Python autograd.Functions: not traceable to a file
     Row("mlp", "mlp"),
     Row("transformer kv_cache, context 32", "transformer", {"step_mode": "kv_cache"}),
     Row("transformer kv_cache, unbounded", "transformer", {"step_mode": "kv_cache"}, unbounded_cache=True),

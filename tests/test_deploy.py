@@ -16,7 +16,7 @@ ACT = gym.spaces.Box(-2.0, 2.0, (2,), np.float32)
 BACKBONE_KWARGS = {
     "linoss": {"n_layers": 2, "state_dim": 16},
     "transformer": {"n_layers": 2, "context": 8},
-    "mamba": {"n_layers": 2, "scan": "loop"},  # mambapy's pscan is a Python autograd.Function: not exportable
+    "mamba": {"n_layers": 2, "scan": "loop"},  # the numba and pscan scans are Python autograd.Functions: not exportable
     "gru": {"n_layers": 1},
     "mlp": {"n_layers": 2, "frame_stack": 3},
 }

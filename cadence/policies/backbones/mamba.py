@@ -19,14 +19,12 @@ State, batch-first, all layers stacked: conv inputs (B, n_layers, W − 1, ED) (
 inputs, oldest first) and SSM state h (B, n_layers, ED, N).
 
 Resets at t: the conv reads no input from before t (the window is masked, :func:`.mlp.frame_windows`)
-and the recurrence restarts from h = 0 by setting exp(Δ_t A) to 0 at t. The initial state h0 enters
-as exp(Δ_0 A) h0 added to the first input of the scan, so mambapy's ``pscan`` (which starts from
-zero) still applies.
-
-Not used: the ``mamba-ssm`` CUDA kernel (``selective_scan_fn``) takes no initial state and cannot
-reset, so it cannot implement this protocol. On CPU, call ``torch.set_flush_denormal(True)`` before
-timing long sequences: cumulative products of exp(ΔA) reach denormals and slow ``pscan`` ~3x
-(measured on 2 CPU cores at B = 32, L = 64); this module leaves that process-wide setting alone.
+and the recurrence restarts from h = 0 by multiplying exp(Δ_t A) by 0 at t. The recurrence and its
+readout C_t · h_t are :func:`.selective_scan.selective_scan` (on CPU a fused numba kernel; mambapy's
+``pscan`` on CUDA, since the ``mamba-ssm`` CUDA kernel takes no initial state and cannot reset).
+With ``scan="pscan"`` on CPU, call ``torch.set_flush_denormal(True)`` before timing long sequences:
+cumulative products of exp(ΔA) reach denormals and slow ``pscan`` ~3x (measured on 2 CPU cores at
+B = 32, L = 64); this module leaves that process-wide setting alone.
 """
 
 from __future__ import annotations
@@ -37,13 +35,11 @@ import torch
 import torch.nn.functional as F
 from mambapy.mamba import Mamba, MambaBlock, ResidualBlock
 from mambapy.mamba import MambaConfig as MambapyConfig
-from mambapy.pscan import pscan
 from torch import Tensor, nn
 
 from .base import State, check_input, check_state, mark_recurrence
 from .mlp import frame_windows
-
-SCANS = ("pscan", "loop")
+from .selective_scan import SELECTIVE_SCANS, selective_scan
 
 
 @dataclass
@@ -62,9 +58,9 @@ class MambaConfig:
     """Rank of the Δ projection; None = ceil(D / 16) (mambapy "auto"), so it grows with D."""
     dropout: float = 0.0
     """Dropout on each block's residual branch (the mixer's output) while training."""
-    scan: str = "pscan"
-    """Evaluation of the recurrence in ``forward``: "pscan" (mambapy's parallel scan, for training) or
-    "loop" (sequential reference; faster without gradients on 2 cores, 3-6x slower backward)."""
+    scan: str = "auto"
+    """Evaluation of the recurrence in ``forward`` (:mod:`.selective_scan`): "auto" (numba on CPU, pscan on
+    CUDA), "numba" (a fused compiled kernel), "pscan" (mambapy's parallel scan) or "loop" (the reference)."""
 
     def __post_init__(self):
         for name in ("d_model", "n_layers", "d_state", "expand", "d_conv"):
@@ -72,33 +68,10 @@ class MambaConfig:
                 raise ValueError(f"MambaConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.dt_rank is not None and self.dt_rank < 1:
             raise ValueError(f"MambaConfig.dt_rank must be >= 1 or None, got {self.dt_rank}")
-        if self.scan not in SCANS:
-            raise ValueError(f"MambaConfig.scan {self.scan!r} is not one of {SCANS}")
+        if self.scan not in SELECTIVE_SCANS:
+            raise ValueError(f"MambaConfig.scan {self.scan!r} is not one of {SELECTIVE_SCANS}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"MambaConfig.dropout must be in [0, 1), got {self.dropout}")
-
-
-# --------------------------------------------------------------------------------------------
-# Selective scan
-# --------------------------------------------------------------------------------------------
-def selective_scan(dA: Tensor, dBu: Tensor, h0: Tensor, method: str) -> Tensor:
-    """All states of h_t = dA_t ⊙ h_{t−1} + dBu_t from h_{−1} = h0.
-
-    Args:
-        dA, dBu: (B, L, ED, N) decay and input of every step.  h0: (B, ED, N).  method: one of SCANS.
-
-    Returns:
-        h: (B, L, ED, N).
-    """
-    first = dBu[:, :1] + dA[:, :1] * h0.unsqueeze(1)  # fold h0 into step 0: pscan starts from zero
-    dBu = torch.cat([first, dBu[:, 1:]], dim=1)
-    if method == "pscan":
-        return pscan(dA, dBu)
-    h, hs = torch.zeros_like(h0), []
-    for t in range(dA.shape[1]):
-        h = dA[:, t] * h + dBu[:, t]
-        hs.append(h)
-    return torch.stack(hs, dim=1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -113,7 +86,7 @@ def mamba_block(
     Args:
         block: mambapy ``ResidualBlock`` (RMSNorm + ``MambaBlock`` mixer).
         x: (B, L, D).  conv_in: (B, W − 1, ED) past conv inputs.  h0: (B, ED, N).
-        resets: (B, L) bool or None.  scan: one of SCANS.  dropout: on the mixer's output while ``block`` trains.
+        resets: (B, L) bool or None.  scan: one of SELECTIVE_SCANS.  dropout: on the mixer's output while ``block`` trains.
 
     Returns:
         x + dropout(mixer(norm(x))) (B, L, D), last conv inputs (B, W − 1, ED), last SSM state (B, ED, N).
@@ -127,13 +100,10 @@ def mamba_block(
     A = -torch.exp(m.A_log)  # (ED, N), A < 0
     delta, Bs, Cs = torch.split(m.x_proj(u), [cfg.dt_rank, cfg.d_state, cfg.d_state], dim=-1)
     delta = F.softplus(m.dt_proj(delta))  # (B, L, ED)
-    dA = torch.exp(delta.unsqueeze(-1) * A)  # (B, L, ED, N)
-    if resets is not None:
-        dA = dA * (~resets).to(dA.dtype)[:, :, None, None]  # h_t = dBu_t: the state restarts from zero
-    dBu = (delta * u).unsqueeze(-1) * Bs.unsqueeze(2)  # (B, L, ED, N)
-    hs = selective_scan(dA, dBu, h0, scan)
-    y = (hs @ Cs.unsqueeze(-1)).squeeze(-1) + m.D * u  # (B, L, ED, N) @ (B, L, N, 1) -> (B, L, ED)
-    return x + F.dropout(m.out_proj(y * F.silu(z)), dropout, block.training), conv_in, hs[:, -1]
+    keep = (~resets).to(u.dtype) if resets is not None else None  # 0: the state restarts from zero
+    y, h = selective_scan(u, delta, A, Bs, Cs, h0, keep, scan)
+    y = y + m.D * u  # (B, L, ED)
+    return x + F.dropout(m.out_proj(y * F.silu(z)), dropout, block.training), conv_in, h
 
 
 # --------------------------------------------------------------------------------------------
@@ -185,6 +155,6 @@ class MambaBackbone(nn.Module):
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
         """x (B, D), state -> (y (B, D), new state)."""
         check_input("x", x, self.d_model, seq=False)
-        # one step: the loop is exact and avoids pscan's autograd Function (not scriptable, slower)
+        # one step: the loop is exact and avoids the scans' autograd Functions (not scriptable, slower)
         y, state = self._run(x.unsqueeze(1), state, None, "loop")
         return y.squeeze(1), state

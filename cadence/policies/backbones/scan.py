@@ -37,15 +37,13 @@ Three exact evaluations, chosen by :func:`oscillator_scan`:
 
 from __future__ import annotations
 
-import logging
 import math
-import os
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-log = logging.getLogger(__name__)
+from .kernels import as_numpy, compiled, share_torch_threads
 
 SCAN_METHODS = ("auto", "numba", "parallel", "loop")
 
@@ -150,26 +148,10 @@ def scan_parallel(u: Tensor, t: Transition, z0: Tensor, x0: Tensor, keep: Tensor
 # --------------------------------------------------------------------------------------------
 # CPU path: numba kernels with a hand-written adjoint
 # --------------------------------------------------------------------------------------------
-_kernels = None
-
-
-def _numba_kernels():
-    """Compile (once, cached on disk) and return (forward, backward) numba kernels, or None."""
-    global _kernels
-    if _kernels is not None:
-        return _kernels or None
-    try:
-        import numba
-        import numpy as np
-    except ImportError as e:  # pragma: no cover - numba is a dependency; keep the fallback honest
-        log.warning("numba unavailable (%s); LinOSS uses the slow PyTorch loop scan", e)
-        _kernels = False
-        return None
-    if "NUMBA_THREADING_LAYER" not in os.environ:
-        # numba's OpenMP layer leaves its worker threads spin-waiting after each kernel; on a 2-core
-        # machine they starve PyTorch's own threads (a 15 ms training step took 1.4 s). The
-        # workqueue layer sleeps between kernels.
-        numba.config.THREADING_LAYER = "workqueue"
+@compiled
+def _numba_kernels(numba):
+    """The (forward, backward) kernels (called without arguments: :func:`.kernels.compiled`)."""
+    import numpy as np
 
     # Parallel over batch rows; within a row the channel loop is innermost, over the whole
     # C-contiguous row and branch-free, so LLVM vectorizes it (splitting rows into channel blocks
@@ -250,37 +232,22 @@ def _numba_kernels():
             if touched != touched:  # keeps the touch loop from being optimized away; NaN data only
                 gz0[b, 0] = touched
 
-    _kernels = (forward, backward)
-    return _kernels
-
-
-def _share_torch_threads() -> None:
-    """Run the numba kernels on as many threads as PyTorch's intra-op pool (at most numba's own limit): a process
-    given its share of the cores (``OMP_NUM_THREADS``, as torchrun and joblib's workers set it, or
-    ``torch.set_num_threads``) keeps to it in the scan too, instead of one numba thread per core."""
-    import numba
-
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-
-
-def _np(t: Tensor):
-    """Zero-copy NumPy view of a contiguous CPU tensor."""
-    return t.detach().numpy()
+    return forward, backward
 
 
 class _NumbaScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, save, u, m11, m12, m21, m22, f1, f2, z0, x0, keep):
         fwd, _ = _numba_kernels()
-        _share_torch_threads()
+        share_torch_threads()
         B, L, N = u.shape
         xs = torch.empty_like(u)
         zs = torch.empty_like(u) if save else torch.empty((1, 1, 1), dtype=u.dtype)
         z_out, x_out = torch.empty_like(z0), torch.empty_like(x0)
         use_keep = keep is not None
         keep_t = keep if use_keep else torch.ones((1, 1), dtype=z0.dtype)
-        coefs = [_np(c) for c in (m11, m12, m21, m22, f1, f2)]
-        fwd(_np(u), *coefs, _np(z0), _np(x0), _np(keep_t), use_keep,
+        coefs = [as_numpy(c) for c in (m11, m12, m21, m22, f1, f2)]
+        fwd(as_numpy(u), *coefs, as_numpy(z0), as_numpy(x0), as_numpy(keep_t), use_keep,
             xs.numpy(), zs.numpy(), save, z_out.numpy(), x_out.numpy())  # fmt: skip
         if save:
             ctx.save_for_backward(u, m11, m12, m21, m22, f1, f2, z0, x0, keep_t, xs, zs)
@@ -290,7 +257,7 @@ class _NumbaScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gxs, gz_end, gx_end):
         _, bwd = _numba_kernels()
-        _share_torch_threads()
+        share_torch_threads()
         u, m11, m12, m21, m22, f1, f2, z0, x0, keep_t, xs, zs = ctx.saved_tensors
         B, L, N = u.shape
         gxs = gxs.contiguous() if gxs is not None else torch.zeros_like(u)
@@ -299,8 +266,8 @@ class _NumbaScan(torch.autograd.Function):
         gu = torch.empty_like(u)
         gz0, gx0 = torch.empty_like(z0), torch.empty_like(x0)
         gcoef = torch.empty((6, B, N), dtype=torch.float64)
-        coefs = [_np(c) for c in (m11, m12, m21, m22, f1, f2)]
-        bwd(_np(u), *coefs, _np(z0), _np(x0), _np(keep_t), ctx.use_keep,
+        coefs = [as_numpy(c) for c in (m11, m12, m21, m22, f1, f2)]
+        bwd(as_numpy(u), *coefs, as_numpy(z0), as_numpy(x0), as_numpy(keep_t), ctx.use_keep,
             xs.numpy(), zs.numpy(), gxs.numpy(), gz_end.numpy(), gx_end.numpy(),
             gu.numpy(), gz0.numpy(), gx0.numpy(), gcoef.numpy())  # fmt: skip
         gc = gcoef.sum(1).to(m11.dtype)

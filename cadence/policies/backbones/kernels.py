@@ -1,0 +1,64 @@
+"""numba, set up once for the compiled CPU kernels of the recurrences (:mod:`.scan`, :mod:`.selective_scan`).
+
+numba is a dependency; when it cannot be imported the kernels' callers fall back to their PyTorch loops and the
+log says so once.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable
+
+import torch
+
+log = logging.getLogger(__name__)
+
+_numba = None
+
+
+def numba_module():
+    """The ``numba`` module with its threading layer chosen, or None when it cannot be imported."""
+    global _numba
+    if _numba is not None:
+        return _numba or None
+    try:
+        import numba
+    except ImportError as e:  # pragma: no cover - numba is a dependency; keep the fallback honest
+        log.warning("numba unavailable (%s); the recurrences use their slow PyTorch loops", e)
+        _numba = False
+        return None
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        # numba's OpenMP layer leaves its worker threads spin-waiting after each kernel; on a 2-core
+        # machine they starve PyTorch's own threads (a 15 ms training step took 1.4 s). The
+        # workqueue layer sleeps between kernels.
+        numba.config.THREADING_LAYER = "workqueue"
+    _numba = numba
+    return numba
+
+
+def share_torch_threads() -> None:
+    """Run the numba kernels on as many threads as PyTorch's intra-op pool (at most numba's own limit): a process
+    given its share of the cores (``OMP_NUM_THREADS``, as torchrun and joblib's workers set it, or
+    ``torch.set_num_threads``) keeps to it in the kernels too, instead of one numba thread per core."""
+    numba = numba_module()
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+
+
+def as_numpy(t: torch.Tensor):
+    """Zero-copy NumPy view of a contiguous CPU tensor."""
+    return t.detach().numpy()
+
+
+def compiled(build: Callable) -> Callable:
+    """Decorator: ``build(numba)`` (which defines and returns a module's kernels) becomes a function of no
+    arguments that returns those kernels, built once per process (numba caches the machine code on disk), or
+    None when numba cannot be imported."""
+
+    @functools.cache
+    def kernels():
+        numba = numba_module()
+        return None if numba is None else build(numba)
+
+    return functools.update_wrapper(kernels, build)
