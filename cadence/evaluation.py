@@ -24,8 +24,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
 
 from .configs import check_device
+from .envs.camera import IMAGES_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -142,11 +144,11 @@ def _rollouts(policy, envs: gym.vector.VectorEnv, quota: int, seed: int
     returns, lengths, successes = ([[] for _ in range(n)] for _ in range(3))
     ep_ret, ep_len, latencies = np.zeros(n), np.zeros(n, dtype=int), []
     try:
-        obs, _ = envs.reset(seed=seed)
+        obs, info = envs.reset(seed=seed)
         policy.reset(n)
         while min(len(r) for r in returns) < quota:
             t0 = time.perf_counter()
-            action = policy.act(obs).cpu().numpy()
+            action = act(policy, obs, info).cpu().numpy()
             latencies.append(time.perf_counter() - t0)
             check_finite_actions(action, len(latencies))
             obs, reward, terminated, truncated, info = envs.step(action)
@@ -163,6 +165,35 @@ def _rollouts(policy, envs: gym.vector.VectorEnv, quota: int, seed: int
     finally:
         envs.close()
     return returns, lengths, successes, latencies
+
+
+def camera_images(policy, info: dict) -> Tensor | None:
+    """The camera frames ``policy`` observes, from a vector env's ``info`` (its cameras' frames, (n, H, W, 3) uint8
+    each, :mod:`cadence.envs.camera`): stacked along C in the policy's ``camera_keys`` order and brought to its
+    ``image_shape`` as the training cache was (:func:`cadence.datasets.images.resize_frames`), (n, C, H, W); None
+    for a policy without cameras."""
+    keys = tuple(getattr(policy, "camera_keys", ()))
+    if not keys:
+        if getattr(policy, "image_shape", None) is not None:
+            raise ValueError("this policy observes camera frames but its checkpoint names no camera_keys, so a "
+                             "rollout cannot tell which of the env's frames to give it; build it with "
+                             "camera_keys=[...] (cadence-train records them)")  # fmt: skip
+        return None
+    if missing := [k for k in keys if k not in info]:
+        rendered = sorted(k for k in info if k.startswith(IMAGES_PREFIX)) or "no camera"
+        raise ValueError(f"the policy observes the camera(s) {list(keys)} and the env renders {rendered}: evaluate on "
+                         f"an env config whose camera section renders {missing} (cadence.envs.CameraConfig; e.g. "
+                         "the env the policy was trained on)")  # fmt: skip
+    from .datasets.images import resize_frames  # here: cadence.datasets imports LeRobot, which state policies skip
+
+    frames = torch.cat([torch.from_numpy(np.asarray(info[k])).permute(0, 3, 1, 2) for k in keys], dim=1)
+    return resize_frames(frames, policy.image_shape[1:])
+
+
+def act(policy, obs: np.ndarray, info: dict) -> Tensor:
+    """``policy.act`` on a vector env's observations (n, O), with the camera frames of ``info`` when it sees any."""
+    images = camera_images(policy, info)
+    return policy.act(obs) if images is None else policy.act(obs, images)
 
 
 def _interleave(per_env: list[list], n: int) -> list:
@@ -190,13 +221,14 @@ def record_video(policy, video_fn, path: Path, seed: int = 0, fps: int | None = 
     env = video_fn()
     frames = []
     try:
-        obs, _ = env.reset(seed=seed)
+        obs, info = env.reset(seed=seed)
         policy.reset(1)
         frames.append(env.render())
         done = False
         while not done:
-            action = policy.act(np.asarray(obs, np.float32)[None])[0].cpu().numpy()
-            obs, _, terminated, truncated, _ = env.step(action)
+            batch = {k: np.asarray(v)[None] for k, v in info.items() if k.startswith(IMAGES_PREFIX)}
+            action = act(policy, np.asarray(obs, np.float32)[None], batch)[0].cpu().numpy()
+            obs, _, terminated, truncated, info = env.step(action)
             frames.append(env.render())
             done = terminated or truncated
         fps = fps or env.metadata.get("render_fps") or 30

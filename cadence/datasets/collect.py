@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import gymnasium as gym
@@ -27,11 +27,11 @@ from lerobot.datasets.lerobot_dataset import LeRobotDataset
 from lerobot.utils.utils import SuppressProgressBars
 from omegaconf import DictConfig
 
-from ..envs import EXPERTS, EnvConfig, Expert, make_env, make_expert, make_floor, reset_expert
+from ..envs import EXPERTS, CameraConfig, EnvConfig, Expert, make_env, make_expert, make_floor, reset_expert
 from ..policies.expert import PolicyExpert, pretrained_expert
 from ..progress import progress_bar
 from .format import (ACTION, DONE, METADATA_FILE, OBS, PROGRESS_FILE, REWARD, STATE, data_files, episode_files,
-                     features, file_sha256, read_json, verify_files, write_json)  # fmt: skip
+                     features, file_sha256, read_json, verify_files, video_files, write_json)  # fmt: skip
 
 MAIN, CLEAN, RANDOM = 0, 1, 2
 """Seed streams: recorded episodes, clean-expert reference episodes, floor-policy (random) reference episodes."""
@@ -69,9 +69,10 @@ def episode_rng(seed: int, stream: int, episode: int) -> tuple[int, np.random.Ge
 
 def rollout(env: gym.Env, policy: Callable[[np.ndarray], np.ndarray], reset_seed: int, noise: float = 0.0,
             rng: np.random.Generator | None = None,
-            record: Callable[[np.ndarray, np.ndarray, np.ndarray, float, bool], None] | None = None) -> Episode:  # fmt: skip
+            record: Callable[[np.ndarray, dict, np.ndarray, float, bool], None] | None = None) -> Episode:  # fmt: skip
     """One episode: ``policy(full_state)`` is executed with N(0, noise²) added (clipped to the action space);
-    ``record(obs, full_state, clean_action, reward, done)`` is called after every step."""
+    ``record(obs, info, clean_action, reward, done)`` is called after every step, with the observation and the
+    info (full state, camera frames) the action was chosen from."""
     space = env.action_space
     obs, info = env.reset(seed=reset_seed)
     total, length, done = 0.0, 0, False
@@ -79,11 +80,11 @@ def rollout(env: gym.Env, policy: Callable[[np.ndarray], np.ndarray], reset_seed
         full = info["full_state"]
         clean = np.asarray(policy(full), dtype=space.dtype)
         executed = np.clip(clean + rng.normal(0.0, noise, clean.shape), space.low, space.high) if noise else clean
-        next_obs, reward, terminated, truncated, info = env.step(executed.astype(space.dtype))
+        next_obs, reward, terminated, truncated, next_info = env.step(executed.astype(space.dtype))
         done = bool(terminated or truncated)
         if record is not None:
-            record(obs, full, clean, float(reward), done)
-        obs, total, length = next_obs, total + float(reward), length + 1
+            record(obs, info, clean, float(reward), done)
+        obs, info, total, length = next_obs, next_info, total + float(reward), length + 1
     success = info.get("is_success")
     return Episode(total, length, None if success is None else bool(success))
 
@@ -129,7 +130,9 @@ def _resolve_expert(expert: str | Expert, env: gym.Env) -> tuple[str, Expert]:
 
 
 def _committed_files(root: Path) -> list[str]:
-    return [str(p.relative_to(root)) for p in [*data_files(root), *episode_files(root)]]
+    """The files a part commits. A resumed recording starts new data and video files, so committed ones never
+    change (LeRobot appends only to the files of its own session)."""
+    return [str(p.relative_to(root)) for p in [*data_files(root), *episode_files(root), *video_files(root)]]
 
 
 def _load_progress(root: Path, settings: dict) -> Progress:
@@ -161,7 +164,7 @@ def _load_progress(root: Path, settings: dict) -> Progress:
 
 def collect_dataset(env: EnvConfig | DictConfig | dict | str, expert: str | Expert, episodes: int,
                     root: str | Path, noise: float = 0.0, seed: int = 0, part_episodes: int = 10,
-                    reference_episodes: int = 5) -> dict:  # fmt: skip
+                    reference_episodes: int = 5, render: bool | None = None) -> dict:  # fmt: skip
     """Records ``episodes`` expert episodes of ``env`` into the LeRobot dataset at ``root`` and returns its
     ``meta/cadence.json`` metadata.
 
@@ -169,11 +172,15 @@ def collect_dataset(env: EnvConfig | DictConfig | dict | str, expert: str | Expe
     ``expert(full_state) -> action`` (with optional ``reset()``). If ``root`` holds an interrupted or
     shorter collection with the same settings, it is continued (module docstring); other settings raise.
     ``reference_episodes`` clean-expert and floor-policy episodes (:func:`reference_returns`) give the
-    reference returns of normalized scores.
+    reference returns of normalized scores. ``render``: record the env's camera (``env.camera``) as a LeRobot
+    video feature — None: when the env config has one; True: always (the default :class:`CameraConfig` when it
+    has none); False: never (the camera section is dropped).
     """
     if episodes < 1 or part_episodes < 1:
         raise ValueError(f"episodes and part_episodes must be >= 1, got {episodes} and {part_episodes}")
     cfg = EnvConfig.load(env)
+    if render is not None and render != (cfg.camera is not None):
+        cfg = replace(cfg, camera=CameraConfig() if render else None)
     root = Path(root)
     gym_env = make_env(cfg)
     expert_name, expert_fn = _resolve_expert(expert, gym_env)
@@ -183,7 +190,8 @@ def collect_dataset(env: EnvConfig | DictConfig | dict | str, expert: str | Expe
         raise ValueError(f"{root} already holds {len(progress.returns)} episodes, more than the {episodes} requested")
     fps = round(1.0 / gym_env.unwrapped.dt)
     shapes = [gym_env.observation_space.shape[0], gym_env.unwrapped.observation_space.shape[0],
-              gym_env.action_space.shape[0]]  # fmt: skip
+              gym_env.action_space.shape[0], {} if cfg.camera is None else
+              {cfg.camera.feature: (cfg.camera.height, cfg.camera.width)}]  # fmt: skip
     try:
         with progress_bar(episodes, f"collect {cfg.name}", initial=len(progress.returns)) as bar:
             while len(progress.returns) < episodes:
@@ -204,20 +212,25 @@ def collect_dataset(env: EnvConfig | DictConfig | dict | str, expert: str | Expe
 
 
 def _record_part(root: Path, progress: Progress, env: gym.Env, expert: Expert, cfg: EnvConfig, fps: int,
-                 shapes: list[int], part: range, bar) -> None:  # fmt: skip
+                 shapes: list, part: range, bar) -> None:  # fmt: skip
     """Records the episodes ``part`` and commits them (module docstring)."""
     repo_id = f"cadence/{cfg.name}"
+    if shapes[3]:  # LeRobot hands libav's logging back to libav, whose mp4 muxer prints two lines per episode
+        import av
+
+        av.logging.set_libav_level(av.logging.WARNING)
     if progress.returns:
         ds = LeRobotDataset.resume(repo_id, root=root, video_backend="pyav")
     else:
         ds = LeRobotDataset.create(repo_id=repo_id, root=root, fps=fps, features=features(*shapes), robot_type=cfg.id,
-                                   use_videos=False, video_backend="pyav")  # fmt: skip
+                                   use_videos=bool(shapes[3]), video_backend="pyav")  # fmt: skip
         write_json(root / PROGRESS_FILE, asdict(progress))
+    cameras = list(shapes[3])
 
-    def record(obs, full, clean, reward, done):
-        ds.add_frame({OBS: np.asarray(obs, np.float32), STATE: np.asarray(full, np.float32),
+    def record(obs, info, clean, reward, done):
+        ds.add_frame({OBS: np.asarray(obs, np.float32), STATE: np.asarray(info["full_state"], np.float32),
                       ACTION: np.asarray(clean, np.float32), REWARD: np.array([reward], np.float32),
-                      DONE: np.array([done]), "task": cfg.id})  # fmt: skip
+                      DONE: np.array([done]), "task": cfg.id, **{k: info[k] for k in cameras}})  # fmt: skip
 
     episodes = []
     try:

@@ -10,6 +10,7 @@ trains a policy (:func:`cadence.datasets.load_demonstrations`; docs/own_dataset.
 ``action``                     float32 (A,)  the expert's clean action a_t = π*(s_t) (the label)
 ``next.reward``                float32       reward of the executed (possibly noisy) action
 ``next.done``                  bool          terminated or truncated after this step
+``observation.images.KEY``     video   (H, W, 3) uint8 camera frame at t (``render``: the env's camera)
 ============================== ======= =====================================================
 
 Image features (dtype ``image`` or ``video``, :data:`IMAGE_DTYPES`) are decoded by :mod:`cadence.datasets.images`.
@@ -43,15 +44,19 @@ PROGRESS_FILE = "meta/cadence_progress.json"
 COLLECT_HINT = "write one with `python -m cadence.scripts.collect env=NAME out={root}`"
 
 
-def features(obs_dim: int, state_dim: int, action_dim: int) -> dict[str, dict]:
-    """LeRobot feature spec of a demonstration dataset (module docstring)."""
+def features(obs_dim: int, state_dim: int, action_dim: int, cameras: dict[str, tuple[int, int]] | None = None
+             ) -> dict[str, dict]:  # fmt: skip
+    """LeRobot feature spec of a demonstration dataset (module docstring); ``cameras`` {feature: (H, W)} adds RGB
+    video features."""
 
     def vector(n: int, prefix: str) -> dict:
         return {"dtype": "float32", "shape": (n,), "names": [f"{prefix}{i}" for i in range(n)]}
 
+    videos = {key: {"dtype": "video", "shape": (h, w, 3), "names": ["height", "width", "channels"]}
+              for key, (h, w) in (cameras or {}).items()}  # fmt: skip
     return {OBS: vector(obs_dim, "o"), STATE: vector(state_dim, "s"), ACTION: vector(action_dim, "a"),
             REWARD: {"dtype": "float32", "shape": (1,), "names": None},
-            DONE: {"dtype": "bool", "shape": (1,), "names": None}}  # fmt: skip
+            DONE: {"dtype": "bool", "shape": (1,), "names": None}, **videos}  # fmt: skip
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -107,6 +112,11 @@ def episode_files(root: Path) -> list[Path]:
 
 def data_files(root: Path) -> list[Path]:
     return sorted((root / "data").glob("chunk-*/file-*.parquet"))
+
+
+def video_files(root: Path) -> list[Path]:
+    """The camera videos, ``videos/KEY/chunk-*/file-*.mp4``."""
+    return sorted((root / "videos").glob("*/chunk-*/file-*.mp4"))
 
 
 def read_info(root: str | os.PathLike) -> dict:

@@ -85,7 +85,7 @@ def decode_images(root: str | os.PathLike, features: dict[str, dict], keys: Sequ
             for f, idx in zip(files, index):
                 column = pq.read_table(f, columns=[key])[key].combine_chunks().field("bytes")
                 frames = torch.stack([_png(root, f, key, b.as_py()) for b in column])
-                out[np.searchsorted(order, idx), c0:c0 + c] = _resize(frames, (H, W))
+                out[np.searchsorted(order, idx), c0:c0 + c] = resize_frames(frames, (H, W))
         c0 += c
     return out
 
@@ -117,11 +117,12 @@ def _decode_video(root: Path, key: str, order: np.ndarray, out: Tensor) -> None:
                                       file_index=ep[f"videos/{key}/file_index"])  # fmt: skip
         query = (ep[f"videos/{key}/from_timestamp"] + timestamps[rows]).tolist()
         frames = decode_video_frames(path, query, VIDEO_TOLERANCE_S, backend="pyav", return_uint8=True)
-        out[rows] = _resize(frames, tuple(out.shape[-2:]))
+        out[rows] = resize_frames(frames, tuple(out.shape[-2:]))
 
 
-def _resize(frames: Tensor, hw: tuple[int, int]) -> Tensor:
-    """frames (T, C, h, w) uint8 -> (T, C, H, W) uint8 (bilinear, antialiased; unchanged at the same size)."""
+def resize_frames(frames: Tensor, hw: tuple[int, int]) -> Tensor:
+    """frames (T, C, h, w) uint8 -> (T, C, H, W) uint8 (bilinear, antialiased; unchanged at the same size): how the
+    cache is resized (``algo.image_size``), and how a rollout's frames are brought to a policy's size."""
     if tuple(frames.shape[-2:]) == tuple(hw):
         return frames
     x = F.interpolate(frames.float(), size=hw, mode="bilinear", antialias=True, align_corners=False)

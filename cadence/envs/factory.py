@@ -10,6 +10,7 @@ import gymnasium as gym
 from omegaconf import DictConfig, OmegaConf
 
 from ..configs import CONFIG_DIR, to_dataclass
+from .camera import CameraConfig, CameraFrames
 from .partial import FullStateInfo
 from .robustness import RobustnessConfig, apply_robustness
 
@@ -37,9 +38,14 @@ class EnvConfig:
     """DART noise std (action units) the task's demonstrations are collected with by default
     (``cadence-collect``, the comparison grid): as large as the expert still recovers from, so the
     demonstrations show recoveries without failing (docs/tasks.md, "Demonstration noise")."""
+    camera: CameraConfig | None = None
+    """A camera rendered beside the state (:mod:`.camera`: frames in ``info["observation.images.KEY"]``); None:
+    state only."""
 
     def __post_init__(self):
         self.wrappers = robustness_config(self.wrappers, f"env {self.name} wrappers")
+        if self.camera is not None and not isinstance(self.camera, CameraConfig):
+            self.camera = to_dataclass(CameraConfig, self.camera, f"env {self.name} camera", drop=())
 
     @classmethod
     def load(cls, env: EnvConfig | DictConfig | dict | str) -> EnvConfig:
@@ -79,16 +85,27 @@ def env_config_names() -> list[str]:
 
 def make_env(env_cfg: EnvConfig | DictConfig | dict | str, render_mode: str | None = None,
              wrappers: RobustnessConfig | dict | None = None) -> gym.Env:  # fmt: skip
-    """The task of ``env_cfg`` with ``info["full_state"]`` on every reset and step, wrapped in the
-    stressors of ``wrappers`` (default: the config's own ``wrappers`` section). ``render_mode`` reaches the env's
-    constructor only when rendering is asked for, so envs whose constructor takes no ``render_mode`` run too."""
+    """The task of ``env_cfg`` with ``info["full_state"]`` on every reset and step (and its camera's frames with a
+    ``camera`` section), wrapped in the stressors of ``wrappers`` (default: the config's own ``wrappers``
+    section). ``render_mode`` reaches the env's constructor only when rendering is asked for, so envs whose
+    constructor takes no ``render_mode`` run too."""
     cfg = EnvConfig.load(env_cfg)
     kwargs = cfg.kwargs if render_mode is None else cfg.kwargs | {"render_mode": render_mode}
+    if cfg.camera is not None:
+        kwargs = kwargs | cfg.camera.env_kwargs()
     try:
         env = FullStateInfo(gym.make(cfg.id, **kwargs))
+        if cfg.camera is not None:
+            env = CameraFrames(env, cfg.camera)
     except (gym.error.UnregisteredEnv, ModuleNotFoundError) as e:
         raise ValueError(f"env.id={cfg.id} cannot be made ({e}); use a registered Gymnasium id, or a third-party env "
                          "as module:EnvId with the module that registers EnvId") from e  # fmt: skip
+    except TypeError as e:
+        if cfg.camera is None:
+            raise
+        raise ValueError(f"env.id={cfg.id} takes no camera settings ({e}), so it is not a MuJoCo env and Cadence "
+                         f"cannot render its camera: remove env {cfg.name}'s camera section, or use a MuJoCo "
+                         "task") from e  # fmt: skip
     return apply_robustness(env, cfg.wrappers if wrappers is None else robustness_config(wrappers))
 
 

@@ -9,6 +9,9 @@ from .partial import PARTS
 PARTIAL_BASES = ("HalfCheetah", "Hopper", "Walker2d", "Ant", "InvertedPendulum", "Swimmer")
 """MuJoCo v5 tasks with ``-P`` (positions only) and ``-V`` (velocities only) variants."""
 
+REACHER_ARM_ID = "Cadence/Reacher-Arm-v5"
+"""Reacher observing its arm only: the target is seen by a camera (``reacher_pixels``) or not at all."""
+
 MEMORY_TASKS = {"Cadence/CueDelayReacher-v0": "cadence.envs.cue_delay:CueDelayReacherEnv",
                 "Cadence/DelayedTracking-v0": "cadence.envs.delayed_tracking:DelayedTrackingEnv"}
 """Tasks graded by a memory horizon (docs/tasks.md): id -> entry point."""
@@ -27,7 +30,10 @@ def register_tasks() -> list[str]:
                          kwargs={"base_id": f"{base}-v5", "part": part},
                          max_episode_steps=base_spec.max_episode_steps,
                          reward_threshold=base_spec.reward_threshold)  # fmt: skip
+    reacher = gym.spec("Reacher-v5")
+    gym.register(id=REACHER_ARM_ID, entry_point="cadence.envs.reacher_arm:make_reacher_arm",
+                 max_episode_steps=reacher.max_episode_steps, reward_threshold=reacher.reward_threshold)  # fmt: skip
     # the memory tasks truncate themselves at their horizon, which depends on their kwargs
     for env_id, entry_point in MEMORY_TASKS.items():
         gym.register(id=env_id, entry_point=entry_point)
-    return [*partial_ids(), *MEMORY_TASKS]
+    return [*partial_ids(), REACHER_ARM_ID, *MEMORY_TASKS]

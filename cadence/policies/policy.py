@@ -15,7 +15,9 @@ Two ways to run a policy, computing the same function:
 A policy built with an ``image_shape`` (C, H, W) also observes camera frames: every call takes
 ``images=`` uint8 (B, L, C, H, W) / (B, C, H, W) next to the state, encoded by
 :class:`~cadence.policies.image_encoder.ImageEncoder` into ``PolicyConfig.image_features`` values that are
-concatenated with the normalized state before the MLP encoder, so the backbone is unchanged.
+concatenated with the normalized state before the MLP encoder, so the backbone is unchanged. Its
+``camera_keys`` name the cameras whose frames are stacked along C, in order (``observation.images.*``, saved with
+the checkpoint), so that a rollout assembles the same input from the env's frames (:mod:`cadence.evaluation`).
 * ``reset(batch_size)`` then ``act(obs (B, O)) -> action (B, A)`` — control: one observation in,
   one action out, the recurrent state carried inside; ``act`` returns environment units, clipped to
   the action bounds. ``step(obs, state)`` is the functional form for callers that hold the state.
@@ -31,6 +33,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -143,10 +146,14 @@ class SequencePolicy(nn.Module):
     / (B, C, H, W) uint8 when built with ``image_shape`` (C, H, W), else None."""
 
     def __init__(self, cfg: PolicyConfig, obs_dim: int, act_dim: int, action_low, action_high,
-                 control_period: float | None = None, image_shape: tuple[int, int, int] | None = None):  # fmt: skip
+                 control_period: float | None = None, image_shape: tuple[int, int, int] | None = None,
+                 camera_keys: Sequence[str] = ()):  # fmt: skip
         super().__init__()
         self.cfg, self.obs_dim, self.act_dim, self.control_period = cfg, obs_dim, act_dim, control_period
         self.image_shape = None if image_shape is None else tuple(int(s) for s in image_shape)
+        self.camera_keys = tuple(camera_keys)
+        if self.camera_keys and self.image_shape is None:
+            raise ValueError(f"camera_keys {list(self.camera_keys)} need the frames' image_shape (C, H, W)")
         low = np.asarray(action_low, dtype=np.float32).reshape(act_dim)
         high = np.asarray(action_high, dtype=np.float32).reshape(act_dim)
         if not (low < high).all():
@@ -238,15 +245,17 @@ class SequencePolicy(nn.Module):
         self._state = reset_state(self._state, torch.as_tensor(np.asarray(done), device=self.action_low.device))
 
     @torch.no_grad()
-    def act(self, obs: Tensor | np.ndarray) -> Tensor:
-        """obs (B, O) -> action (B, A), advancing the internal state by one step."""
+    def act(self, obs: Tensor | np.ndarray, images: Tensor | np.ndarray | None = None) -> Tensor:
+        """obs (B, O) [+ images (B, C, H, W) uint8] -> action (B, A), advancing the internal state by one step."""
         if self._state is None:
             raise RuntimeError("call policy.reset(batch_size) before act(): the recurrent state is not initialized")
         obs = torch.as_tensor(obs, dtype=torch.float32, device=self.action_low.device)
         batch = self._state[0].shape[0] if self._state else None
         if obs.dim() == 2 and batch is not None and obs.shape[0] != batch:
             raise ValueError(f"obs has batch {obs.shape[0]} but reset() was called with batch_size={batch}")
-        action, self._state = self.step(obs, self._state)
+        if images is not None:
+            images = torch.as_tensor(images, device=self.action_low.device)
+        action, self._state = self.step(obs, self._state, images)
         return action
 
     # ---------------------------------------------------------------- checkpoints
@@ -260,6 +269,7 @@ class SequencePolicy(nn.Module):
             "action_high": self.action_high.tolist(),
             "control_period": self.control_period,
             "image_shape": self.image_shape,
+            "camera_keys": list(self.camera_keys),
         }
 
     def save_pretrained(self, directory: str | os.PathLike, extra: dict | None = None,
@@ -301,7 +311,7 @@ class SequencePolicy(nn.Module):
                 f"'{cfg.backbone}'; use policy={saved.backbone} or train a new checkpoint"
             )
         policy = cls(saved, config["obs_dim"], config["act_dim"], config["action_low"], config["action_high"],
-                     config["control_period"], config.get("image_shape"))  # fmt: skip
+                     config["control_period"], config.get("image_shape"), config.get("camera_keys", ()))  # fmt: skip
         try:
             tensors = load_file(directory / WEIGHTS_NAME, device=str(map_location))
         except (SafetensorError, OSError) as e:
@@ -385,9 +395,10 @@ def size_to_budget(cfg: PolicyConfig, obs_dim: int, act_dim: int, budget: int, c
 
 
 def make_policy(cfg: PolicyConfig | dict, obs_space, action_space, control_period: float | None = None,
-                image_shape: tuple[int, int, int] | None = None) -> SequencePolicy:  # fmt: skip
-    """Build a policy for Gymnasium Box spaces (the state; ``image_shape`` (C, H, W): camera frames too);
-    ``cfg.param_budget`` sizes ``d_model`` first."""
+                image_shape: tuple[int, int, int] | None = None, camera_keys: Sequence[str] = ()
+                ) -> SequencePolicy:  # fmt: skip
+    """Build a policy for Gymnasium Box spaces (the state; ``image_shape`` (C, H, W): the frames of cameras
+    ``camera_keys`` too); ``cfg.param_budget`` sizes ``d_model`` first."""
     if not isinstance(cfg, PolicyConfig):
         cfg = PolicyConfig(**cfg)
     for kind, space in (("observation", obs_space), ("action", action_space)):
@@ -398,7 +409,8 @@ def make_policy(cfg: PolicyConfig | dict, obs_space, action_space, control_perio
     obs_dim, act_dim = int(np.prod(obs_space.shape)), int(np.prod(action_space.shape))
     if cfg.param_budget is not None:
         cfg = size_to_budget(cfg, obs_dim, act_dim, cfg.param_budget, control_period, image_shape=image_shape)
-    return SequencePolicy(cfg, obs_dim, act_dim, action_space.low, action_space.high, control_period, image_shape)
+    return SequencePolicy(cfg, obs_dim, act_dim, action_space.low, action_space.high, control_period, image_shape,
+                          camera_keys)
 
 
 __all__ = ["PolicyConfig", "SequencePolicy", "make_policy", "count_params", "size_to_budget", "backbone_classes"]

@@ -1,4 +1,5 @@
-"""``cadence-collect env=NAME [expert=NAME] episodes=N out=DIR noise=SIGMA seed=S``: record demonstrations.
+"""``cadence-collect env=NAME [expert=NAME] episodes=N out=DIR noise=SIGMA seed=S [render=true]``: record
+demonstrations (with ``render``, the env's camera frames too).
 
 Writes a LeRobot v3 dataset to ``out`` (see ``cadence/datasets/collect.py`` for DART noise, crash safety
 and resuming) and prints a summary: episodes, frames, expert return mean ± std, path.
@@ -37,7 +38,8 @@ def main(cfg: DictConfig) -> None:
     from cadence.datasets import collect_dataset
 
     meta = collect_dataset(cfg.env, cfg.expert, cfg.episodes, cfg.out, noise=cfg.noise, seed=cfg.seed,
-                           part_episodes=cfg.part_episodes, reference_episodes=cfg.reference_episodes)  # fmt: skip
+                           part_episodes=cfg.part_episodes, reference_episodes=cfg.reference_episodes,
+                           render=cfg.render)  # fmt: skip
     print(summary(meta, cfg.out))
 
 

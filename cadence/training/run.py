@@ -17,6 +17,7 @@ episodes: :mod:`.seeds`) → ``RUN_DIR/eval.json``, written atomically.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..configs import check_device, to_dataclass
 from ..datasets import camera_keys, load_demonstrations, observation_keys
 from ..datasets.format import read_info, write_json
-from ..envs import control_period, make_env
+from ..envs import IMAGES_PREFIX, EnvConfig, control_period, make_env
 from ..evaluation import evaluate
 from ..policies import PolicyConfig, SequencePolicy, count_params, make_policy
 from .bc import BCConfig, BCTrainer, resolve_batches
@@ -43,11 +44,13 @@ def memory_horizon(env) -> int | None:
     return getattr(env.unwrapped, "memory_horizon", None)
 
 
-def build_policy(pcfg: PolicyConfig, env, control_period: float | None, stats: dict | None = None
+def build_policy(pcfg: PolicyConfig, env, control_period: float | None, stats: dict | None = None,
+                 image_shape: tuple[int, int, int] | None = None, camera_keys: Sequence[str] = ()
                  ) -> SequencePolicy:  # fmt: skip
     """The policy for ``env``'s spaces at ``control_period`` (seconds per step), with normalization statistics
-    ``stats["observation" | "action"]``."""
-    policy = make_policy(pcfg, env.observation_space, env.action_space, control_period=control_period)
+    ``stats["observation" | "action"]``, observing the frames (C, H, W) of cameras ``camera_keys`` when given."""
+    policy = make_policy(pcfg, env.observation_space, env.action_space, control_period=control_period,
+                         image_shape=image_shape, camera_keys=camera_keys)  # fmt: skip
     if stats is not None:
         policy.obs_norm.set_stats(stats["observation"]["mean"], stats["observation"]["std"])
         policy.action_norm.set_stats(stats["action"]["mean"], stats["action"]["std"])
@@ -76,6 +79,19 @@ def check_config(cfg: DictConfig) -> tuple[BCConfig | PPOConfig, PolicyConfig]:
     return algo, pcfg
 
 
+def check_cameras(cfg: DictConfig, cameras: list[str]) -> None:
+    """Refuse to train on cameras ``cameras`` (the dataset's selected camera features) that the evaluation env
+    does not render, naming both and the fixes."""
+    env_camera = EnvConfig.load(cfg.env).camera
+    rendered = [] if env_camera is None else [env_camera.feature]
+    if missing := [k for k in cameras if k not in rendered]:
+        raise ValueError(f"{cfg.dataset}'s selected features include the camera(s) {missing}, and env {cfg.env.name} "
+                         f"renders {rendered or 'no camera'}, so it could not evaluate the policy: give the env the "
+                         f"camera section the dataset was recorded with (env.camera, cadence.envs.CameraConfig: "
+                         f"key {missing[0].removeprefix(IMAGES_PREFIX)}; e.g. env=reacher_pixels), or select state "
+                         "features only with algo.observation_keys=[KEY,...] (docs/own_dataset.md)")  # fmt: skip
+
+
 def train_bc(cfg: DictConfig) -> dict:
     """Behavior cloning on ``cfg.dataset``; returns the final evaluation (``score``, ``history``, ...)."""
     algo, pcfg = check_config(cfg)
@@ -84,17 +100,14 @@ def train_bc(cfg: DictConfig) -> dict:
     horizon = memory_horizon(env)
     algo = resolve_batches(algo, horizon)  # batches=auto: whole episodes on a long-memory task
     features = read_info(cfg.dataset)["features"]
-    cameras = camera_keys(features, observation_keys(cfg.dataset, features, algo.observation_keys))
-    if cameras:
-        raise ValueError(f"{cfg.dataset}'s selected features include the cameras {cameras}, and no Cadence env renders "
-                         f"camera observations yet, so {env.spec.id} cannot evaluate an image policy: train one from "
-                         "Python (cadence.training.bc.BCTrainer, evaluate_fn=None), or select the state features "
-                         "with algo.observation_keys=[KEY,...] (docs/own_dataset.md)")  # fmt: skip
+    check_cameras(cfg, camera_keys(features, observation_keys(cfg.dataset, features, algo.observation_keys)))
     demos = load_demonstrations(cfg.dataset, env, algo.observation_keys, algo.image_size, algo.image_cache_gib)
     dt = control_period(env) or 1.0 / demos.fps  # an env that declares no dt runs at the dataset's rate
     pcfg = pcfg.fit_to_task(dt, horizon).fit_to_data(demos.data, dt)
     torch.manual_seed(cfg.seed)
-    policy = build_policy(pcfg, env, dt, demos.stats)
+    images = demos.data.images
+    policy = build_policy(pcfg, env, dt, demos.stats, None if images is None else tuple(images.shape[1:]),
+                          demos.image_keys)  # fmt: skip
     env.close()
     reference = demos.reference_returns
     if reference is None:

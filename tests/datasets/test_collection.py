@@ -75,3 +75,42 @@ def test_a_task_with_a_floor_policy_records_its_returns_as_the_random_reference(
     assert meta["reference"]["random"] == np.mean(expected) < meta["reference"]["expert"]
     pendulum = make_env("invertedpendulum")
     assert reference_returns(pendulum, make_expert("lqr", pendulum), 1, 0)["floor_policy"] == "random"
+
+
+class Crashing:
+    """The reacher expert, raising at its ``at``-th call: a collection interrupted mid-part."""
+
+    name = "reacher"
+
+    def __init__(self, at: int):
+        self.expert, self.calls, self.at = make_expert("reacher", make_env("reacher_pixels")), 0, at
+
+    def __call__(self, full_state):
+        self.calls += 1
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+        return self.expert(full_state)
+
+
+def test_render_records_the_frames_the_expert_acted_on_and_an_interrupted_collection_resumes(tmp_path):
+    from cadence.datasets import load_demonstrations
+    from cadence.datasets.collect import MAIN
+    from cadence.datasets.format import committed_sha256
+
+    kw = dict(noise=0.1, seed=0, reference_episodes=1, part_episodes=1)
+    meta = collect_dataset("reacher_pixels", "reacher", 2, tmp_path / "one", **kw)
+    assert meta["env"]["camera"]["key"] == "top"
+    with pytest.raises(KeyboardInterrupt):
+        collect_dataset("reacher_pixels", Crashing(at=75), 2, tmp_path / "resumed", **kw)  # inside episode 1
+    collect_dataset("reacher_pixels", "reacher", 2, tmp_path / "resumed", **kw)
+    env = make_env("reacher_pixels")
+    one, resumed = (load_demonstrations(tmp_path / d, env) for d in ("one", "resumed"))
+    assert one.image_keys == ["observation.images.top"] and one.data.images.shape == (100, 3, 64, 64)
+    torch.testing.assert_close(one.data.images, resumed.data.images, rtol=0, atol=0)
+    assert any(f.startswith("videos/") for f in committed_sha256(tmp_path / "resumed"))
+    _, info = env.reset(seed=episode_rng(0, MAIN, 1)[0])  # the first frame of episode 1, rendered afresh
+    rendered = torch.from_numpy(info["observation.images.top"]).permute(2, 0, 1).float()
+    assert (one.data.images[50].float() - rendered).abs().mean() < 4  # AV1 is lossy: a few grey levels
+    assert (one.data.images[0].float() - rendered).abs().mean() > (one.data.images[50].float() - rendered).abs().mean()
+    state_only = collect_dataset("reacher_pixels", "reacher", 1, tmp_path / "state", render=False, **kw)
+    assert state_only["env"]["camera"] is None and not (tmp_path / "state" / "videos").exists()
