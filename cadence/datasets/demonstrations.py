@@ -102,8 +102,29 @@ class Demonstrations:
         """B episodes drawn uniformly, each from its first frame: whole episodes when L is the longest one, steps
         past an episode's end not ``valid``."""
         episodes = torch.randint(len(self.ep_from), (B,), generator=g)
+        return self.episodes(episodes, L)
+
+    def episodes(self, episodes: Tensor, L: int | None = None) -> Batch:
+        """Episodes ``episodes`` (B,) from their first frames, L steps (None: the longest of them), steps past an
+        episode's end not ``valid``."""
+        L = int((self.ep_to[episodes] - self.ep_from[episodes]).max()) if L is None else L
         idx, pad = window_indices(self.ep_from[episodes], torch.arange(L), self.frame_episode, self.ep_from, self.ep_to)
         return self.batch(idx, ~pad)
+
+    def split(self, held_out: int) -> tuple[Demonstrations, Demonstrations]:
+        """(the first E − ``held_out`` episodes, the last ``held_out``), each with its own frames."""
+        if not 0 < held_out < len(self.ep_from):
+            raise ValueError(f"cannot hold out {held_out} of {len(self.ep_from)} episodes: keep at least one on each "
+                             "side (algo.validation_fraction)")  # fmt: skip
+        k = int(self.ep_from[len(self.ep_from) - held_out])
+        cut = len(self.ep_from) - held_out
+        parts = []
+        for frames, eps in ((slice(0, k), slice(0, cut)), (slice(k, None), slice(cut, None))):
+            offset = int(self.ep_from[eps][0])
+            parts.append(Demonstrations(self.observations[frames], self.actions[frames], self.ep_from[eps] - offset,
+                                        self.ep_to[eps] - offset,
+                                        None if self.images is None else self.images[frames]))  # fmt: skip
+        return parts[0], parts[1]
 
 
 class EpisodeStreams:
@@ -189,7 +210,7 @@ def camera_keys(features: dict[str, dict], keys: Sequence[str]) -> list[str]:
     return [k for k in keys if features[k]["dtype"] in IMAGE_DTYPES]
 
 
-def load_demonstrations(root: str | os.PathLike, env: gym.Env, keys: Sequence[str] | None = None,
+def load_demonstrations(root: str | os.PathLike, env: gym.Env | None, keys: Sequence[str] | None = None,
                         image_size: Sequence[int] | None = None, image_cache_gib: float = 2.0
                         ) -> LoadedDemonstrations:  # fmt: skip
     """Read the dataset at ``root`` for training a policy on ``env``'s observation and action spaces: the
@@ -199,10 +220,11 @@ def load_demonstrations(root: str | os.PathLike, env: gym.Env, keys: Sequence[st
 
     Refused with a ValueError naming the dataset, the env and the fix: a dataset without ``action``, one whose
     fps is not the env's control rate (1 / ``env.unwrapped.dt``; not checked for an env that declares no ``dt``),
-    and one whose observation or action size is not the env's.
+    and one whose observation or action size is not the env's. ``env=None`` (training without an env) skips the
+    checks against an env.
     """
     info = read_info(root)
-    features, fps, env_id = info["features"], info["fps"], env.spec.id
+    features, fps = info["features"], info["fps"]
     if ACTION not in features:
         raise ValueError(f"{root} has no {ACTION} feature, and behavior cloning imitates recorded actions; it has "
                          f"{sorted(features)}: record the commanded action of every frame as {ACTION} (float32 (A,))")
@@ -213,32 +235,26 @@ def load_demonstrations(root: str | os.PathLike, env: gym.Env, keys: Sequence[st
         raise ValueError(f"{root}: the selected features {cameras} are all cameras, and a policy observes a state "
                          f"vector beside them; add a vector feature of {sorted(features)} to "
                          "algo.observation_keys=[KEY,...]")  # fmt: skip
-    period = control_period(env)
-    if period is not None and fps != round(1 / period):
-        raise ValueError(f"{root} is recorded at {fps} fps but {env_id} steps every {period:g} s ({1 / period:g} "
-                         "steps per second), so the policy would see time pass at another rate; evaluate on the env "
-                         "the dataset was recorded with, or record the dataset at the env's rate")  # fmt: skip
-    obs_dim, act_dim = (int(np.prod(s.shape)) for s in (env.observation_space, env.action_space))
-    if int(np.prod(features[ACTION]["shape"])) != act_dim:
-        raise ValueError(f"{root}'s {ACTION} has shape {tuple(features[ACTION]['shape'])} but {env_id} takes actions "
-                         f"of shape {env.action_space.shape}; evaluate on the env the dataset was recorded with")
-    may_rebuild = default and keys == [OBS] and STATE in features  # a Cadence dataset: rebuilt for another variant
+    if env is not None:
+        check_fits_env(root, features, fps, env)
+    may_rebuild = default and keys == [OBS] and STATE in features and env is not None  # rebuilt for another variant
     ds = WindowDataset(root, keys=(*keys, ACTION, *([STATE] if may_rebuild else [])))
     recorded_env = ds.metadata.get("env", {}).get("id")
+    obs_dim = None if env is None else int(np.prod(env.observation_space.shape))
     if may_rebuild and recorded_env is not None and (ds.data[OBS].shape[1] != obs_dim or
-                                                     recorded_env.rpartition(":")[2] != env_id):  # fmt: skip
-        idx = torch.from_numpy(observation_indices(env_id))
+                                                     recorded_env.rpartition(":")[2] != env.spec.id):  # fmt: skip
+        idx = torch.from_numpy(observation_indices(env.spec.id))
         if ds.data[STATE].shape[1] <= int(idx.max()):
-            raise ValueError(f"{root} records a {ds.data[STATE].shape[1]}-dim full state; {env_id} needs "
+            raise ValueError(f"{root} records a {ds.data[STATE].shape[1]}-dim full state; {env.spec.id} needs "
                              f"indices up to {int(idx.max())}: the dataset is from another task")  # fmt: skip
         keys, obs = [STATE], ds.data[STATE][:, idx]
         obs_stats = {k: v[idx] for k, v in ds.stats[STATE].items()}
     else:
         obs = torch.cat([ds.data[k].float() for k in keys], dim=1)  # (N, O)
         obs_stats = {s: torch.cat([ds.stats[k][s] for k in keys]) for s in STATS}
-    if obs.shape[1] != obs_dim:
+    if obs_dim is not None and obs.shape[1] != obs_dim:
         shapes = " + ".join(f"{k} ({ds.data[k].shape[1]},)" for k in keys)
-        raise ValueError(f"{root}'s observation {shapes} has {obs.shape[1]} dims but {env_id} observes "
+        raise ValueError(f"{root}'s observation {shapes} has {obs.shape[1]} dims but {env.spec.id} observes "
                          f"{env.observation_space.shape}: choose the features that make the env's observation with "
                          "algo.observation_keys=[KEY,...] (concatenated in that order), or evaluate on the env the "
                          "dataset was recorded with")  # fmt: skip
@@ -252,3 +268,15 @@ def load_demonstrations(root: str | os.PathLike, env: gym.Env, keys: Sequence[st
         image_keys=cameras,
         fps=fps,
     )
+
+
+def check_fits_env(root, features: dict, fps: int, env: gym.Env) -> None:
+    """Refuse a dataset whose fps is not ``env``'s control rate or whose action size is not its (module docstring)."""
+    env_id, period = env.spec.id, control_period(env)
+    if period is not None and fps != round(1 / period):
+        raise ValueError(f"{root} is recorded at {fps} fps but {env_id} steps every {period:g} s ({1 / period:g} "
+                         "steps per second), so the policy would see time pass at another rate; evaluate on the env "
+                         "the dataset was recorded with, or record the dataset at the env's rate")  # fmt: skip
+    if int(np.prod(features[ACTION]["shape"])) != int(np.prod(env.action_space.shape)):
+        raise ValueError(f"{root}'s {ACTION} has shape {tuple(features[ACTION]['shape'])} but {env_id} takes actions "
+                         f"of shape {env.action_space.shape}; evaluate on the env the dataset was recorded with")

@@ -57,7 +57,10 @@ def main(cfg: DictConfig) -> None:
         result = train(cfg)
     finally:
         close_distributed()
-    if main_rank:
+    if main_rank and cfg.get("env") is None:
+        print(f"{cfg.policy.name} on {cfg.dataset} (no env): held-out loss {result.get('validation_loss', float('nan')):.4f}"
+              f" -> {cfg.run_dir}")  # fmt: skip
+    elif main_rank:
         normalized = result.get("normalized_score") is not None
         kind = "normalized score" if normalized else "score = mean return (no reference returns)"
         print(f"{cfg.policy.name} on {cfg.env.name}: {kind} {result.get('score', float('nan')):.1f} -> {cfg.run_dir}")

@@ -114,8 +114,12 @@ class BCConfig:
     """[H, W]: camera frames are resized to this when decoded (:mod:`cadence.datasets.images`); None: as recorded."""
     image_cache_gib: float = 2.0
     """Cap on the memory of the decoded camera frames (uint8, N × C × H × W bytes); over it the load is refused."""
+    validation_fraction: float = 0.1
+    """Without an env (``env=null``): the share of the dataset's episodes, its last ones (at least one), held out;
+    their loss picks ``checkpoints/best`` and its negative is the score (:func:`validation_loss`)."""
     eval_every: int = 1000
-    """Evaluate by rollout every this many gradient steps (and at the end); 0: only at the end."""
+    """Evaluate by rollout (without an env: on the held-out episodes) every this many gradient steps (and at the
+    end); 0: only at the end."""
     eval_episodes: int = 10
     """Episodes per evaluation."""
     eval_envs: int = 5
@@ -133,6 +137,8 @@ class BCConfig:
     def __post_init__(self):
         if self.loss not in ("mse", "nll"):
             raise ValueError(f"loss {self.loss!r} is not 'mse' or 'nll'")
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ValueError(f"algo.validation_fraction must be in (0, 1), got {self.validation_fraction}")
         if self.batches not in BATCHES:
             raise ValueError(f"algo.batches {self.batches!r} is not one of {BATCHES}")
         if self.window is None and self.batches != "episodes":
@@ -177,6 +183,20 @@ def masked_loss(policy: SequencePolicy, mean: Tensor, actions: Tensor, valid: Te
     else:
         per_step = -policy.head.distribution(mean).log_prob(target)
     return (per_step * valid).sum() / (valid.sum().clamp_min(1) if denominator is None else denominator)
+
+
+@torch.no_grad()
+def validation_loss(policy: SequencePolicy, data: Demonstrations, kind: str, batch: int = 64) -> dict:
+    """The BC loss of ``policy`` (in eval mode) over every episode of ``data``, whole, from the zero state, as the
+    ``score`` (its negative: higher is better) and ``validation_loss``: what ranks checkpoints without an env."""
+    policy.eval()
+    total, steps = 0.0, 0
+    for start in range(0, len(data.ep_from), batch):
+        b = data.episodes(torch.arange(start, min(start + batch, len(data.ep_from))))
+        mean, _ = policy(b.obs, None, None, b.images)
+        total += float(masked_loss(policy, mean, b.actions, b.valid, kind)) * int(b.valid.sum())
+        steps += int(b.valid.sum())
+    return {"score": -total / steps, "validation_loss": total / steps, "frames": steps}
 
 
 class BCObjective(nn.Module):

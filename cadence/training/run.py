@@ -21,16 +21,18 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
+from gymnasium.spaces import Box
 from omegaconf import DictConfig, OmegaConf
 
 from ..configs import check_device, to_dataclass
-from ..datasets import camera_keys, load_demonstrations, observation_keys
+from ..datasets import LoadedDemonstrations, camera_keys, load_demonstrations, observation_keys
 from ..datasets.format import read_info, write_json
 from ..envs import IMAGES_PREFIX, EnvConfig, control_period, make_env
 from ..evaluation import evaluate
 from ..policies import PolicyConfig, SequencePolicy, count_params, make_policy
-from .bc import BCConfig, BCTrainer, resolve_batches
+from .bc import BCConfig, BCTrainer, resolve_batches, validation_loss
 from .checkpoint import check_run_dir
 from .distributed import Distributed
 from .ppo import PPOConfig, PPOTrainer
@@ -44,12 +46,12 @@ def memory_horizon(env) -> int | None:
     return getattr(env.unwrapped, "memory_horizon", None)
 
 
-def build_policy(pcfg: PolicyConfig, env, control_period: float | None, stats: dict | None = None,
-                 image_shape: tuple[int, int, int] | None = None, camera_keys: Sequence[str] = ()
-                 ) -> SequencePolicy:  # fmt: skip
-    """The policy for ``env``'s spaces at ``control_period`` (seconds per step), with normalization statistics
+def build_policy(pcfg: PolicyConfig, observation_space: Box, action_space: Box, control_period: float | None,
+                 stats: dict | None = None, image_shape: tuple[int, int, int] | None = None,
+                 camera_keys: Sequence[str] = ()) -> SequencePolicy:  # fmt: skip
+    """The policy for these spaces at ``control_period`` (seconds per step), with normalization statistics
     ``stats["observation" | "action"]``, observing the frames (C, H, W) of cameras ``camera_keys`` when given."""
-    policy = make_policy(pcfg, env.observation_space, env.action_space, control_period=control_period,
+    policy = make_policy(pcfg, observation_space, action_space, control_period=control_period,
                          image_shape=image_shape, camera_keys=camera_keys)  # fmt: skip
     if stats is not None:
         policy.obs_norm.set_stats(stats["observation"]["mean"], stats["observation"]["std"])
@@ -93,45 +95,68 @@ def check_cameras(cfg: DictConfig, cameras: list[str]) -> None:
 
 
 def train_bc(cfg: DictConfig) -> dict:
-    """Behavior cloning on ``cfg.dataset``; returns the final evaluation (``score``, ``history``, ...)."""
+    """Behavior cloning on ``cfg.dataset``; returns the final evaluation (``score``, ``history``, ...). Without an
+    env (``env=null``) the policy is built from the dataset's features (:func:`dataset_spaces`) and ranked by its
+    loss on held-out episodes (``algo.validation_fraction``, :func:`.bc.validation_loss`) instead of rollouts."""
     algo, pcfg = check_config(cfg)
-    run_dir = Path(cfg.run_dir)
-    env = make_env(cfg.env)
-    horizon = memory_horizon(env)
+    run_dir, env_cfg = Path(cfg.run_dir), cfg.get("env")
+    env = None if env_cfg is None else make_env(env_cfg)
+    horizon = None if env is None else memory_horizon(env)
     algo = resolve_batches(algo, horizon)  # batches=auto: whole episodes on a long-memory task
-    features = read_info(cfg.dataset)["features"]
-    check_cameras(cfg, camera_keys(features, observation_keys(cfg.dataset, features, algo.observation_keys)))
+    if env is not None:
+        features = read_info(cfg.dataset)["features"]
+        check_cameras(cfg, camera_keys(features, observation_keys(cfg.dataset, features, algo.observation_keys)))
     demos = load_demonstrations(cfg.dataset, env, algo.observation_keys, algo.image_size, algo.image_cache_gib)
-    dt = control_period(env) or 1.0 / demos.fps  # an env that declares no dt runs at the dataset's rate
+    dt = (env is not None and control_period(env)) or 1.0 / demos.fps  # without a dt: the dataset's rate
     pcfg = pcfg.fit_to_task(dt, horizon).fit_to_data(demos.data, dt)
     torch.manual_seed(cfg.seed)
     images = demos.data.images
-    policy = build_policy(pcfg, env, dt, demos.stats, None if images is None else tuple(images.shape[1:]),
+    spaces = dataset_spaces(demos) if env is None else (env.observation_space, env.action_space)
+    policy = build_policy(pcfg, *spaces, dt, demos.stats, None if images is None else tuple(images.shape[1:]),
                           demos.image_keys)  # fmt: skip
-    env.close()
-    reference = demos.reference_returns
-    if reference is None:
-        log.info("%s records no reference returns: the score is the mean return", cfg.dataset)
-    env_fns = [partial(make_env, cfg.env) for _ in range(algo.eval_envs)]
+    if env is None:
+        held_out = max(1, round(algo.validation_fraction * len(demos.data.ep_from)))
+        data, validation_data = demos.data.split(held_out)
+        log.info("no env: %d of %d episodes held out; checkpoints are ranked by their loss", held_out,
+                 len(demos.data.ep_from))  # fmt: skip
 
-    def evaluate_fn(p: SequencePolicy, base: int = VALIDATION_SEED) -> dict:
-        return evaluate(p, env_fns, algo.eval_episodes, seed=base + cfg.seed, asynchronous=algo.asynchronous,
-                        reference=reference).to_dict()  # fmt: skip
+        def evaluate_fn(p: SequencePolicy, base: int | None = None) -> dict:
+            return validation_loss(p, validation_data, algo.loss)
+    else:
+        env.close()
+        data, reference = demos.data, demos.reference_returns
+        if reference is None:
+            log.info("%s records no reference returns: the score is the mean return", cfg.dataset)
+        env_fns = [partial(make_env, env_cfg) for _ in range(algo.eval_envs)]
 
-    run_info = {"env": OmegaConf.to_container(cfg.env, resolve=True), "reference": reference,
-                "dataset": str(cfg.dataset), "observation_keys": demos.observation_keys,
-                "params": count_params(policy), "batches": algo.batches}  # fmt: skip
-    trainer = BCTrainer(policy, demos.data, algo, run_dir, evaluate_fn, cfg.seed, cfg.device, run_info)
+        def evaluate_fn(p: SequencePolicy, base: int = VALIDATION_SEED) -> dict:
+            return evaluate(p, env_fns, algo.eval_episodes, seed=base + cfg.seed, asynchronous=algo.asynchronous,
+                            reference=reference).to_dict()  # fmt: skip
+
+    run_info = {"env": None if env_cfg is None else OmegaConf.to_container(env_cfg, resolve=True),
+                "reference": demos.reference_returns, "dataset": str(cfg.dataset),
+                "observation_keys": demos.observation_keys, "params": count_params(policy), "batches": algo.batches}  # fmt: skip
+    trainer = BCTrainer(policy, data, algo, run_dir, evaluate_fn, cfg.seed, cfg.device, run_info)
     if not (cfg.resume and trainer.ckpt.exists("init")):
         trainer.ckpt.save_policy("init", policy)  # the "before" of cadence-inspect
     if cfg.resume and not trainer.resume():
         log.info("resume=true but %s has no checkpoint yet; starting fresh", run_dir)
     log.info("training %s (%d parameters) on %s, %d frames", cfg.policy.name, count_params(policy), cfg.dataset,
-             len(demos.data))  # fmt: skip
+             len(data))  # fmt: skip
     validation = trainer.fit()
     result = final_evaluation(trainer, partial(evaluate_fn, base=EVAL_SEED), validation)
+    seeds = {} if env is None else {"eval_seed": EVAL_SEED + cfg.seed, "validation_seed": VALIDATION_SEED + cfg.seed}
     return _finish(cfg, result | {"params": count_params(policy), "history": trainer.history, "window": trainer.window,
-                                  "eval_seed": EVAL_SEED + cfg.seed, "validation_seed": VALIDATION_SEED + cfg.seed})
+                                  **seeds})
+
+
+def dataset_spaces(demos: LoadedDemonstrations) -> tuple[Box, Box]:
+    """(observation, action) spaces of a dataset trained without an env: the observation unbounded, each action
+    dimension within the recorded min and max (widened by 1e-6 where they are equal)."""
+    low, high = (demos.stats["action"][s].numpy().astype(np.float32) for s in ("min", "max"))
+    high = np.where(high > low, high, low + np.float32(1e-6))
+    obs_dim = demos.data.observations.shape[1]
+    return Box(-np.inf, np.inf, (obs_dim,), np.float32), Box(low, high, dtype=np.float32)
 
 
 def final_evaluation(trainer: BCTrainer, evaluate_fn, validation: dict) -> dict:
@@ -155,7 +180,7 @@ def train_ppo(cfg: DictConfig) -> dict:
     dt = control_period(env)
     pcfg = pcfg.fit_to_task(dt, memory_horizon(env))
     torch.manual_seed(cfg.seed)
-    policy = build_policy(pcfg, env, dt)
+    policy = build_policy(pcfg, env.observation_space, env.action_space, dt)
     env.close()
     run_info = {"env": OmegaConf.to_container(cfg.env, resolve=True), "params": count_params(policy)}
     trainer = PPOTrainer(policy, cfg.env, algo, run_dir, cfg.seed, cfg.device, run_info)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from torch.utils.tensorboard import SummaryWriter
 
-EVAL_SCALARS = ("score", "mean_return", "normalized_score", "success_rate")
+EVAL_SCALARS = ("score", "mean_return", "normalized_score", "success_rate", "validation_loss")
 
 
 class Scalars:

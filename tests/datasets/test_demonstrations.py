@@ -1,6 +1,7 @@
 """BC's in-memory demonstrations: random windows are the window reader's windows, and truncated-BPTT streams
 walk whole episodes."""
 
+import pytest
 import torch
 
 from cadence.datasets import ACTION, OBS, STATE, Demonstrations, EpisodeStreams, WindowDataset, load_demonstrations
@@ -48,3 +49,14 @@ def test_streams_mark_resets_at_episode_boundaries():
                 assert resets[b, t] or rows[t] == rows[t - 1] + 1
             seen += int(resets[b].sum())
     assert seen > 0
+
+
+def test_split_holds_out_the_last_episodes_whole():
+    data = toy_demos()
+    train, held_out = data.split(1)
+    assert (train.ep_from.tolist(), train.ep_to.tolist(), held_out.ep_to.tolist()) == ([0, 30], [30, 80], [20])
+    torch.testing.assert_close(held_out.observations, data.observations[80:])
+    batch = held_out.episodes(torch.tensor([0]))
+    assert batch.obs.shape[:2] == (1, 20) and batch.valid.all()
+    with pytest.raises(ValueError, match="keep at least one on each side"):
+        data.split(3)

@@ -46,3 +46,15 @@ def test_an_observation_key_the_dataset_lacks_is_one_line(recording, tmp_path):
     assert r.stderr.strip().splitlines()[-1].startswith(
         f"cadence-train: error: {recording} has no feature observation.joints; its observation features are "
         "['observation.state']")  # fmt: skip
+
+
+def test_train_without_an_env_ranks_checkpoints_by_held_out_loss(recording, tmp_path):
+    run_dir = tmp_path / "run"
+    trained = run(TRAIN, *TINY, "~env", "algo.eval_every=5", "algo.validation_fraction=0.34", f"dataset={recording}",
+                  f"run_dir={run_dir}")  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    result = json.loads((run_dir / "eval.json").read_text())
+    assert result["score"] == -result["validation_loss"] and result["frames"] == 100  # 1 of 3 episodes held out
+    assert "(no env): held-out loss" in trained.stdout
+    config = json.loads((run_dir / "checkpoints" / "best" / "config.json").read_text())
+    assert config["extra"]["run"]["env"] is None and config["obs_dim"] == 4
