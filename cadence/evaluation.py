@@ -28,6 +28,7 @@ from torch import Tensor
 
 from .configs import check_device
 from .envs.camera import IMAGES_PREFIX
+from .policies.image_encoder import assemble_frames
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +171,7 @@ def _rollouts(policy, envs: gym.vector.VectorEnv, quota: int, seed: int
 def camera_images(policy, info: dict) -> Tensor | None:
     """The camera frames ``policy`` observes, from a vector env's ``info`` (its cameras' frames, (n, H, W, 3) uint8
     each, :mod:`cadence.envs.camera`): stacked along C in the policy's ``camera_keys`` order and brought to its
-    ``image_shape`` as the training cache was (:func:`cadence.datasets.images.resize_frames`), (n, C, H, W); None
+    ``image_shape`` as the training cache was (:func:`cadence.policies.image_encoder.assemble_frames`), (n, C, H, W); None
     for a policy without cameras."""
     keys = tuple(getattr(policy, "camera_keys", ()))
     if not keys:
@@ -184,10 +185,7 @@ def camera_images(policy, info: dict) -> Tensor | None:
         raise ValueError(f"the policy observes the camera(s) {list(keys)} and the env renders {rendered}: evaluate on "
                          f"an env config whose camera section renders {missing} (cadence.envs.CameraConfig; e.g. "
                          "the env the policy was trained on)")  # fmt: skip
-    from .datasets.images import resize_frames  # here: cadence.datasets imports LeRobot, which state policies skip
-
-    frames = torch.cat([torch.from_numpy(np.asarray(info[k])).permute(0, 3, 1, 2) for k in keys], dim=1)
-    return resize_frames(frames, policy.image_shape[1:])
+    return assemble_frames(info, keys, policy.image_shape)
 
 
 def act(policy, obs: np.ndarray, info: dict) -> Tensor:

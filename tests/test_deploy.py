@@ -194,3 +194,40 @@ def test_state_envelope_detects_a_growing_mode():
             layer.steps.fill_(5.0)
     with pytest.raises(FloatingPointError, match="not finite"):
         state_envelope(Controller(policy), 20_480)
+
+
+CAMERA = "observation.images.wrist"
+
+
+def image_policy(name: str):
+    cfg = PolicyConfig(backbone=name, d_model=32, image_features=8, backbone_kwargs=BACKBONE_KWARGS[name])
+    return make_policy(cfg, OBS, ACT, 0.04, image_shape=(3, 24, 24), camera_keys=[CAMERA]).eval()
+
+
+@pytest.mark.parametrize("name", ["linoss", "gru"])
+def test_an_image_policy_deploys_and_exports_with_its_frames(name, tmp_path):
+    policy = image_policy(name)
+    controller = Controller(policy)
+    assert controller.runtime == "torchscript"  # the numba runtime takes no frames
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(30, 5)).astype(np.float32)
+    frames = rng.integers(0, 256, (30, 48, 48, 3), dtype=np.uint8)  # the camera's own size: resized to 24 x 24
+    policy.reset(1)
+    controller.reset()
+    step, loaded = PolicyStep(policy), torch.jit.load(str(export_torchscript(PolicyStep(policy), tmp_path / "s.pt")))
+    state = step.initial_state(1)
+    for o, f in zip(obs, frames):
+        images = torch.nn.functional.interpolate(torch.from_numpy(f).permute(2, 0, 1)[None].float(), size=(24, 24),
+                                                 mode="bilinear", antialias=True, align_corners=False)  # fmt: skip
+        images = images.round().clamp(0, 255).to(torch.uint8)
+        expected = policy.act(o[None], images)[0].numpy()
+        assert_actions_close(controller(o, {CAMERA: f}), expected)
+        action, *state = loaded(torch.from_numpy(o)[None], images, *state)
+        assert_actions_close(action.numpy()[0], expected)
+    assert state_names(step)[0][:2] == ["obs", "images"]
+    with pytest.raises(ValueError, match=r"observes the cameras \['observation.images.wrist'\]: pass their frames"):
+        controller(obs[0])
+    with pytest.raises(ValueError, match="was given \\['observation.images.top'\\]"):
+        controller(obs[0], {"observation.images.top": frames[0]})
+    with pytest.raises(ValueError, match="observes no camera"):
+        Controller(small_policy(name))(obs[0], {CAMERA: frames[0]})

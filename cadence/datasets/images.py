@@ -24,10 +24,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from ..policies.image_encoder import resize_frames
 from .format import data_files, episode_files, read_info
 
 VIDEO_TOLERANCE_S = 1e-4
@@ -118,12 +118,3 @@ def _decode_video(root: Path, key: str, order: np.ndarray, out: Tensor) -> None:
         query = (ep[f"videos/{key}/from_timestamp"] + timestamps[rows]).tolist()
         frames = decode_video_frames(path, query, VIDEO_TOLERANCE_S, backend="pyav", return_uint8=True)
         out[rows] = resize_frames(frames, tuple(out.shape[-2:]))
-
-
-def resize_frames(frames: Tensor, hw: tuple[int, int]) -> Tensor:
-    """frames (T, C, h, w) uint8 -> (T, C, H, W) uint8 (bilinear, antialiased; unchanged at the same size): how the
-    cache is resized (``algo.image_size``), and how a rollout's frames are brought to a policy's size."""
-    if tuple(frames.shape[-2:]) == tuple(hw):
-        return frames
-    x = F.interpolate(frames.float(), size=hw, mode="bilinear", antialias=True, align_corners=False)
-    return x.round().clamp(0, 255).to(torch.uint8)

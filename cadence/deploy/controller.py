@@ -8,6 +8,7 @@ state held between calls::
     controller = Controller.from_pretrained("runs/x/checkpoints/best")
     controller.reset()                       # at every episode start
     action = controller(obs)                 # obs (O,) -> action (A,), environment units
+    action = controller(obs, {"observation.images.top": frame})   # a policy that observes cameras: uint8 (H, W, C)
 
 Per call it copies ``obs`` into a preallocated float32 buffer, checks it (the guard below), runs
 the step without autograd and returns the action as a NumPy array that the next call may overwrite.
@@ -38,7 +39,7 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +47,7 @@ import torch
 from torch import Tensor, nn
 
 from cadence.policies.backbones.base import check_state
+from cadence.policies.image_encoder import assemble_frames
 from cadence.policies.policy import SequencePolicy, check_finite
 
 from .numba_step import NumbaLinOSSStep, numba_step_unsupported
@@ -114,9 +116,11 @@ class TorchRuntime:
     def reset(self, state: tuple[Tensor, ...] | None = None) -> None:
         self._state = self._initial_state if state is None else tuple(state)
 
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
+    def __call__(self, obs: np.ndarray, images: Tensor | None = None) -> np.ndarray:
+        """``images``: (1, C, H, W) uint8 for a step that takes camera frames."""
         self._obs_np[:] = obs
-        action, *state = self._module(self._obs, *self._state)
+        frames = () if images is None else (images,)
+        action, *state = self._module(self._obs, *frames, *self._state)
         self._state = tuple(state)
         return action.numpy()[0]
 
@@ -141,6 +145,11 @@ class Controller:
         self.config = config or ControllerConfig()
         self.step = PolicyStep(policy, fused=self.config.fused)
         self.obs_dim, self.act_dim = self.step.obs_dim, self.step.act_dim
+        self.camera_keys = None if policy.image_shape is None else list(policy.camera_keys)
+        if self.camera_keys == []:
+            raise ValueError("this policy observes camera frames but names no camera_keys, so the Controller cannot "
+                             "tell which frame is which; build it with camera_keys=[...] (cadence-train records "
+                             "them)")  # fmt: skip
         self.runtime, self._run = make_runtime(self.step, self.config.runtime)
         log.info("Controller: %s %s step, %s runtime", self.step.backbone_kind, policy.cfg.backbone, self.runtime)
         self._obs_np = np.zeros(self.obs_dim, np.float32)  # (O,) input buffer
@@ -186,15 +195,23 @@ class Controller:
         self._run.reset(None if state is None else tuple(state))
         self._last_action = self._mean_action
 
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        """obs (O,) in environment units -> action (A,) float32 in environment units, clipped."""
+    def __call__(self, obs: np.ndarray, images: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """obs (O,) in environment units [+ ``images``: each camera's frame, uint8 (H, W, C), by its feature name
+        (``policy.camera_keys``)] -> action (A,) float32 in environment units, clipped."""
         obs = np.asarray(obs)
         if obs.shape != (self.obs_dim,):
             raise ValueError(f"obs has shape {obs.shape}, expected ({self.obs_dim},); one observation per call")
+        if (images is None) != (self.camera_keys is None):
+            raise ValueError(f"this policy observes the cameras {self.camera_keys}: pass their frames as images="
+                             "{KEY: uint8 (H, W, C)}" if images is None else
+                             "this policy observes no camera; call it without images=")  # fmt: skip
         np.copyto(self._obs_np, obs, casting="same_kind")
         if not ((self._obs_np >= self._obs_low) & (self._obs_np <= self._obs_high)).all():  # NaN fails both
             return self._bad_observation()
-        action = self._run(self._obs_np)
+        if images is None:
+            action = self._run(self._obs_np)
+        else:
+            action = self._run(self._obs_np, assemble_frames(images, self.camera_keys, self.step.image_shape)[None])
         if not math.isfinite(action.dot(action)):  # a NaN or inf anywhere (clipped actions cannot overflow it)
             return self._bad_action(action)
         self._last_action = action

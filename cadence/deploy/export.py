@@ -3,7 +3,9 @@
 Both files compute ``(action, *next_state) = step(obs, *state)`` at batch 1 (see
 :class:`~cadence.deploy.step.PolicyStep`): the caller starts from zeros of the shapes and dtypes in
 ``step.initial_state(1)`` (LinOSS keeps its state in float64) and feeds each returned state back.
-ONNX names: inputs ``obs``, ``state_0`` … ``state_{n-1}``; outputs ``action``, ``next_state_0`` ….
+ONNX names: inputs ``obs``, ``state_0`` … ``state_{n-1}`` (``obs``, ``images``, ``state_0`` … for a policy that
+observes cameras: uint8 (1, C, H, W), assembled as :func:`cadence.policies.image_encoder.assemble_frames` does);
+outputs ``action``, ``next_state_0`` ….
 
 ONNX uses the TorchScript-based exporter (``dynamo=False``): the dynamo exporter needs
 ``onnxscript``, which Cadence does not depend on. It needs the ``onnx`` package. That exporter has
@@ -35,9 +37,11 @@ def export_torchscript(step: PolicyStep, path: str | os.PathLike) -> Path:
 
 
 def state_names(step: PolicyStep) -> tuple[list[str], list[str]]:
-    """ONNX input and output names: (["obs", "state_0", …], ["action", "next_state_0", …])."""
+    """ONNX input and output names: (["obs", ("images",) "state_0", …], ["action", "next_state_0", …]); "images"
+    (1, C, H, W) uint8 for a policy that observes cameras."""
     n = len(step.initial_state(1))
-    return ["obs"] + [f"state_{i}" for i in range(n)], ["action"] + [f"next_state_{i}" for i in range(n)]
+    images = [] if step.image_shape is None else ["images"]
+    return ["obs", *images] + [f"state_{i}" for i in range(n)], ["action"] + [f"next_state_{i}" for i in range(n)]
 
 
 def _rms_norm(g, x, normalized_shape, weight, eps):

@@ -32,6 +32,8 @@ from .step import FusedLinOSSStep, PolicyStep
 
 def numba_step_unsupported(step: PolicyStep) -> str | None:
     """None if :class:`NumbaLinOSSStep` can run ``step``; otherwise the reason, for an error message."""
+    if step.image_shape is not None:
+        return "the numba runtime takes no camera frames (the policy observes cameras)"
     if not isinstance(step.backbone_step, FusedLinOSSStep):
         kind = f"{step.backbone_kind} {step.policy.cfg.backbone}"
         return f"the numba runtime runs fused LinOSS steps only, not a {kind} step"

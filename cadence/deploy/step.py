@@ -6,6 +6,7 @@ width; LinOSS: H = D channels, P oscillators per layer.
 :class:`PolicyStep` is ``SequencePolicy.step`` with a flat signature,
 
     forward(obs (B, O), *state) -> (action (B, A), *new_state)
+    forward(obs (B, O), images (B, C, H, W) uint8, *state) -> ...      (a policy that observes cameras)
 
 observation normalization, encoder, backbone, head, action un-normalization and clipping included,
 so that ``torch.jit.trace`` and ``torch.onnx.export`` see plain tensors in and out. The backbone
@@ -126,11 +127,20 @@ class PolicyStep(nn.Module):
     def initial_state(self, batch_size: int = 1) -> State:
         return self.policy.initial_state(batch_size)
 
-    def example_inputs(self, batch_size: int = 1) -> tuple[Tensor, ...]:
-        """(obs zeros (B, O), *initial state): inputs for tracing and export."""
-        return (self.policy.action_low.new_zeros(batch_size, self.obs_dim), *self.initial_state(batch_size))
+    @property
+    def image_shape(self) -> tuple[int, int, int] | None:
+        """(C, H, W) of the camera frames the step takes after ``obs``; None: state only."""
+        return self.policy.image_shape
 
-    def forward(self, obs: Tensor, *state: Tensor) -> tuple[Tensor, ...]:
+    def example_inputs(self, batch_size: int = 1) -> tuple[Tensor, ...]:
+        """(obs zeros (B, O), [images zeros (B, C, H, W) uint8,] *initial state): inputs for tracing and export."""
+        low = self.policy.action_low
+        images = () if self.image_shape is None else (torch.zeros(batch_size, *self.image_shape, dtype=torch.uint8,
+                                                                  device=low.device),)  # fmt: skip
+        return (low.new_zeros(batch_size, self.obs_dim), *images, *self.initial_state(batch_size))
+
+    def forward(self, obs: Tensor, *inputs: Tensor) -> tuple[Tensor, ...]:
         p = self.policy
-        h, *new_state = self.backbone_step(p.encode(obs), *state)
+        images, state = (None, inputs) if self.image_shape is None else (inputs[0], inputs[1:])
+        h, *new_state = self.backbone_step(p.encode(obs, images), *state)
         return (p.to_env_action(p.head(h)), *new_state)

@@ -10,10 +10,17 @@ Augmentation (``shift`` pixels): each frame is padded by ``shift`` pixels (its b
 to H × W at an offset drawn uniformly per frame, i.e. a random crop of the padded frame (robomimic's
 ``CropRandomizer``, DrQ's random shift). Only while the module is in training mode (``policy.train()``); in
 evaluation mode, and so in stepping, rollouts and deployment, the frame is used as it is.
+
+Frames from cameras or renderers (each (…, H, W, C) uint8, by feature name) become the policy's input with
+:func:`assemble_frames` (stacked, resized with :func:`resize_frames` as the training cache was), in rollouts and
+deployment alike.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -64,4 +71,30 @@ def check_images(images: Tensor, image_shape: tuple[int, int, int]) -> None:
         raise ValueError(f"images are {images.dtype} {tuple(images.shape)}, and this policy observes uint8 camera "
                          f"frames (…, {', '.join(map(str, image_shape))}) (C, H, W: the training cameras' channels "
                          "stacked, at the training resolution); pass the frames as the dataset's image cache holds "
-                         "them (cadence.datasets.images)")  # fmt: skip
+                         "them (cadence.datasets.images), or assemble them with assemble_frames")  # fmt: skip
+
+
+def assemble_frames(frames: Mapping[str, np.ndarray], keys: Sequence[str], image_shape: Sequence[int]) -> Tensor:
+    """The input of an image policy from its cameras' frames: ``frames[key]`` (…, H, W, C) uint8 for each of
+    ``keys`` (as a renderer or a camera delivers them), stacked along C in that order and resized to
+    ``image_shape`` (C, H, W) as the training cache was: (…, C, H, W) uint8. A missing camera or a channel count
+    other than the policy's raises a ValueError naming them."""
+    if missing := [k for k in keys if k not in frames]:
+        raise ValueError(f"the policy observes the camera(s) {list(keys)} and was given {sorted(frames) or 'none'}: "
+                         f"pass the frames of {missing} (uint8 (H, W, C) each)")  # fmt: skip
+    stacked = torch.cat([torch.from_numpy(np.ascontiguousarray(frames[k])).movedim(-1, -3) for k in keys], dim=-3)
+    if stacked.dtype != torch.uint8 or stacked.shape[-3] != image_shape[0]:
+        raise ValueError(f"the frames of {list(keys)} stack to {tuple(stacked.shape)} {stacked.dtype}; the policy takes "
+                         f"uint8 frames with {image_shape[0]} channels in all (each camera (H, W, C))")  # fmt: skip
+    lead = stacked.shape[:-3]
+    flat = resize_frames(stacked.reshape(-1, *stacked.shape[-3:]), tuple(image_shape[1:]))
+    return flat.reshape(*lead, *flat.shape[1:])
+
+
+def resize_frames(frames: Tensor, hw: tuple[int, int]) -> Tensor:
+    """frames (T, C, h, w) uint8 -> (T, C, H, W) uint8 (bilinear, antialiased; unchanged at the same size): how the
+    cache is resized (``algo.image_size``), and how a rollout's frames are brought to a policy's size."""
+    if tuple(frames.shape[-2:]) == tuple(hw):
+        return frames
+    x = F.interpolate(frames.float(), size=hw, mode="bilinear", antialias=True, align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8)
