@@ -46,6 +46,7 @@ EPISODE_STEPS = (16, 256, 4096, 50_000)
 BUDGET_LINES_MS = (1.0, 2.0)
 ADVANCE_CHUNK = 2048  # steps per policy.forward call when advancing the state
 CELL_SECONDS = 3.0  # stop timing a cell after this long (unbounded KV cache at K = 50000; 2 threads on a busy machine)
+CAMERA, IMAGE_SHAPE = "observation.images.top", (3, 64, 64)  # the camera rows: one RGB camera, reacher_pixels' size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +57,8 @@ class Row:
     controller: ControllerConfig = dataclasses.field(default_factory=ControllerConfig)
     unbounded_cache: bool = False
     """Transformer: context K + 1 at each K, state a full cache of random keys and values (module doc)."""
+    camera: bool = False
+    """The policy also observes a camera (:data:`IMAGE_SHAPE`): every call gets a random frame."""
 
 
 ROWS = (
@@ -63,6 +66,7 @@ ROWS = (
     Row("linoss fused (TorchScript)", "linoss", controller=ControllerConfig(runtime="torchscript")),
     Row("linoss fused (eager)", "linoss", controller=ControllerConfig(runtime="eager")),
     Row("linoss generic (TorchScript)", "linoss", controller=ControllerConfig(fused=False)),
+    Row("linoss + camera 64x64 (TorchScript)", "linoss", camera=True),
     Row("gru", "gru"),
     Row("mamba", "mamba", {"scan": "loop"}),  # the fast scans are Python autograd.Functions: not traceable to a file
     Row("mlp", "mlp"),
@@ -70,13 +74,14 @@ ROWS = (
     Row("transformer kv_cache, unbounded", "transformer", {"step_mode": "kv_cache"}, unbounded_cache=True),
     Row("transformer window, context 32", "transformer", {"step_mode": "window"}),
 )
-LINOSS_ROW, GPT_ROW = ROWS[0].label, ROWS[8].label  # the targets compare these
+LINOSS_ROW, GPT_ROW = ROWS[0].label, ROWS[9].label  # the targets compare these
 
 
 def build(row: Row, budget: int, **backbone_kwargs):
     kwargs = row.backbone_kwargs | backbone_kwargs
     cfg = PolicyConfig(backbone=row.backbone, param_budget=budget, backbone_kwargs=kwargs)
-    return make_policy(cfg, OBS, ACT, CONTROL_PERIOD).eval()
+    camera = {"image_shape": IMAGE_SHAPE, "camera_keys": [CAMERA]} if row.camera else {}
+    return make_policy(cfg, OBS, ACT, CONTROL_PERIOD, **camera).eval()
 
 
 @torch.no_grad()
@@ -84,8 +89,10 @@ def advance(policy, K: int, rng: np.random.Generator) -> tuple[torch.Tensor, ...
     """The state after K random observations, by ``policy.forward`` in chunks (batch 1)."""
     state = policy.initial_state(1)
     for start in range(0, K, ADVANCE_CHUNK):
-        obs = torch.from_numpy(rng.normal(size=(1, min(ADVANCE_CHUNK, K - start), OBS.shape[0])).astype(np.float32))
-        _, state = policy(obs, state)
+        n = min(ADVANCE_CHUNK, K - start)
+        obs = torch.from_numpy(rng.normal(size=(1, n, OBS.shape[0])).astype(np.float32))
+        images = None if policy.image_shape is None else torch.randint(256, (1, n, *IMAGE_SHAPE), dtype=torch.uint8)
+        _, state = policy(obs, state, None, images)
     return state
 
 
@@ -114,10 +121,12 @@ def time_steps(controller: Controller, state, obs: np.ndarray) -> np.ndarray:
     """Seconds per call of ``controller`` over obs (N, O) from ``state``; stops after ``CELL_SECONDS``."""
     controller.reset(state)
     times = np.empty(len(obs))
+    frame = {CAMERA: np.random.default_rng(0).integers(0, 256, (*IMAGE_SHAPE[1:], 3), dtype=np.uint8)}
+    images = frame if controller.camera_keys else None
     start = time.perf_counter()
     for i, o in enumerate(obs):
         t0 = time.perf_counter()
-        controller(o)
+        controller(o, images)
         times[i] = time.perf_counter() - t0
         if t0 - start > CELL_SECONDS:
             return times[: i + 1]
@@ -129,6 +138,8 @@ def measure(steps: int, rows=ROWS) -> list[dict]:
     results = []
     for budget in BUDGETS:
         for row in rows:
+            if row.camera and budget < 250_000:  # its camera encoder alone has ~120k parameters
+                continue
             controllers, states, policy = controllers_and_states(row, budget, rng)
             for threads in THREADS:
                 torch.set_num_threads(threads)
