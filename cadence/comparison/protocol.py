@@ -1,6 +1,7 @@
 """The protocols that run cells and report on them: the grid of ``cadence-compare`` and the one-task demo.
 
-The grid (:func:`run_compare`): first every task's dataset is collected (in this process). With
+The grid (:func:`run_compare`): a task's dataset is collected (in this process) before its first unfinished
+cell runs, so a grid whose cells are all finished collects nothing. With
 ``lr_sweep`` set, the tuning cells (every arm's search over its learning rate, extended until its best rate is
 interior, and its other knobs, with one trial budget for all, on one task and a tuning seed) run next and fix
 each arm's values (:func:`tune`); then the grid's cells, with those values. Unfinished cells run:
@@ -14,6 +15,9 @@ each arm's values (:func:`tune`); then the grid's cells, with those values. Unfi
 
 The demo (:func:`run_demo`): the grid of ``demo.yaml`` (two horizons of the cue task, one seed, four backbones),
 then one sentence on what its memory section shows.
+
+``finished_only=true`` reports the cells already finished (a grid in progress, e.g. one committed cell by cell
+across sessions) and trains nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from ..configs import to_dataclass
-from .cells import dataset_for, run_cell
+from .cells import dataset_for, finished_cell, run_cell
 from .grid import (Cell, LRSweep, check_grid, demonstrations_task, grid_cells, resolve_arms, resolve_task,
                    task_settings)  # fmt: skip
 from .report import grid_plots, grid_text, memory_reading, memory_tasks, sweep_text, write_report
@@ -57,19 +61,39 @@ def launch_cells(cells: list[Cell], overrides: list[str], launcher: list[str]) -
                          "under OUT/launcher/; finished cells are kept, so run the same command again")  # fmt: skip
 
 
-def run_cells(cfg: DictConfig, cells: list[Cell], arms: dict, datasets: dict, argv: list[str],
+class Datasets(dict):
+    """``datasets[TASK]``: the dataset the cells of TASK train on, collected on first use (:func:`dataset_for`,
+    from the task's ``demonstrations`` task when it names one)."""
+
+    def __init__(self, cfg: DictConfig, tasks: list[str]):
+        super().__init__()
+        self.cfg, self.sources = cfg, {t: demonstrations_task(t, cfg.variants) for t in tasks}
+
+    def __missing__(self, task: str) -> Path:
+        source = self.sources[task]
+        self[task] = dataset_for(source, Path(self.cfg.out), task_settings(self.cfg, source.name)[0], seed=0)
+        return self[task]
+
+
+def run_cells(cfg: DictConfig, cells: list[Cell], arms: dict, datasets: Datasets, argv: list[str],
               launcher: list[str] | None) -> list[dict]:  # fmt: skip
-    """Every cell's result: the unfinished ones run first, as a multirun of ``launcher`` or else here."""
+    """Every cell's result: the unfinished ones run first, as a multirun of ``launcher`` or else here; with
+    ``cfg.finished_only``, the finished ones only."""
     out = Path(cfg.out)
-    todo = [c for c in cells if not c.path(out).exists()]
+    todo = [] if cfg.finished_only else [c for c in cells if not c.path(out).exists()]
     if launcher and todo:
+        for task in {c.task for c in todo}:  # the launched jobs read the datasets: collect them here first
+            datasets[task]
         launch_cells(todo, [o for o in argv if not o.startswith(("hydra/", "hydra.", "-"))], launcher)
     results = []
     for c in cells:
-        if launcher and not c.path(out).exists():
+        if not c.path(out).exists() and (cfg.finished_only or launcher):
+            if cfg.finished_only:
+                continue
             raise ValueError(f"cell {c.id} has no result at {c.path(out)}; see its log under {out / 'launcher'}")
-        r = run_cell(c, arms[c.backbone], out, datasets[c.task], cfg.param_budget, task_settings(cfg, c.task)[1],
-                     cfg.device, cfg.robustness, resolve_task(c.task, cfg.variants))  # fmt: skip
+        arm, train = arms[c.backbone], task_settings(cfg, c.task)[1]
+        r = finished_cell(c, arm, out, train) or run_cell(c, arm, out, datasets[c.task], cfg.param_budget, train,
+                                                          cfg.device, cfg.robustness, resolve_task(c.task, cfg.variants))  # fmt: skip
         log.info("%s %s seed %d: %s", c.task, c.backbone, c.seed, cell_summary(r))
         results.append(r)
     return results
@@ -105,14 +129,17 @@ def run_compare(cfg: DictConfig, argv: list[str], launcher: list[str] | None = N
     t0 = time.perf_counter()
     tasks = check_grid(cfg)
     memory, levels = memory_tasks(cfg)  # an ill-defined memory family is refused before anything trains
-    sources = {t: demonstrations_task(t, cfg.variants) for t in tasks}  # a task may train on another's dataset
-    datasets = {t: dataset_for(s, out, task_settings(cfg, s.name)[0], seed=0) for t, s in sources.items()}
+    if cfg.finished_only and cfg.lr_sweep:
+        raise ValueError("finished_only=true reports a grid without tuning: its arms' values come from the sweep's "
+                         "trials; run the grid (finished cells are reused) or set lr_sweep=null")  # fmt: skip
+    datasets = Datasets(cfg, tasks)  # a task may train on another's dataset (variants.TASK.demonstrations)
     backbones, sweep = tune(cfg, datasets, argv, launcher) if cfg.lr_sweep else (None, "")
     cells, arms = grid_cells(cfg, backbones)
     results = run_cells(cfg, cells, arms, datasets, argv, launcher)
     summary, memory_stats = summarize(results, unranked=memory), memory_summary(results, memory, levels)
+    progress = (len(results), len(cells)) if cfg.finished_only else None
     text = grid_text(cfg, summary, command or ["cadence-compare", *argv], profile, tasks, time.perf_counter() - t0,
-                     sweep, memory_stats)  # fmt: skip
+                     sweep, memory_stats, results, progress)  # fmt: skip
     write_report(out, text, summary, grid_plots(memory_stats), cfg.report)
     print(text)
     return summary | {"memory": memory_stats}

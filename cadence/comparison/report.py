@@ -358,18 +358,25 @@ def plot_memory(memory: dict, path: Path) -> Path:
 
 
 def grid_text(cfg: DictConfig, summary: dict, argv: list[str], profile: str, tasks: list[str], wall_s: float,
-              sweep: str = "", memory: dict | None = None) -> str:  # fmt: skip
+              sweep: str = "", memory: dict | None = None, results: list[dict] = (),
+              progress: tuple[int, int] | None = None) -> str:  # fmt: skip
     """The whole report of ``summary`` (``argv``: the command's name and arguments): provenance, budget, the
-    tables of :func:`markdown`, the ``sweep`` section (:func:`sweep_text`, '' without a sweep), the figures of
-    :func:`grid_plots` and, when the grid has memory tasks, the memory section of ``memory``
-    (:func:`memory_markdown`); ``tasks`` are every task the run trained on (the sweep's included), ``wall_s`` its
-    duration."""
+    compute of its cells ``results`` (the sum of their training seconds), the tables of :func:`markdown`, the
+    ``sweep`` section (:func:`sweep_text`, '' without a sweep), the figures of :func:`grid_plots` and, when the
+    grid has memory tasks, the memory section of ``memory`` (:func:`memory_markdown`); ``tasks`` are every task
+    the run trained on (the sweep's included), ``wall_s`` its duration; ``progress`` (finished, all) marks a
+    report of the finished cells of a grid in progress."""
     sweep_section = f"{sweep}\n\n" if sweep else ""
     profiles = ("\nPerformance profiles over the ranked tasks: the fraction of runs (task × seed, tasks weighted "
                 "alike) whose normalized score is above τ, with 95% stratified bootstrap CI bands:\n\n"
                 "![profiles](profiles.png)\n") if summary["profiles"] else ""  # fmt: skip
     memory_section = f"\n{memory_markdown(memory)}\n\n![memory](memory.png)\n" if memory else ""
-    return (f"# Backbone comparison ({profile} profile)\n\n{provenance(argv)}  \n"
+    compute = sum(r.get("train_s", 0.0) for r in results) / 3600
+    partial = (f"**A grid in progress: {progress[0]} of its {progress[1]} cells are finished**; the tables below "
+               "hold those only.  \n") if progress else ""  # fmt: skip
+    return (f"# Backbone comparison ({profile} profile)\n\n{partial}{provenance(argv)}  \n"
+            f"Compute: {compute:.1f} h of cell training (the sum of the reported cells' training seconds, one "
+            f"process per cell).  \n"
             f"Budget: {cfg.param_budget:,} parameters per policy, {cfg.train.steps} gradient steps"
             f"{per_task_text(cfg, tasks)}, "
             f"{len(cfg.seeds)} seed(s); this run took {wall_s / 60:.0f} min (finished cells are reused).\n\n"

@@ -68,6 +68,12 @@ def test_per_task_settings_give_one_task_its_own_budget_for_every_arm(dataset, t
         assert cell["history"][-1]["step"] == 20 and cell["train"]["steps"] == 20
     assert f"10 gradient steps (per task, for every arm alike: {TASK}: train.steps=20, collect.episodes=3)" in (
         out / "results.md").read_text()  # fmt: skip
+    shutil.rmtree(out / "datasets")  # finished cells need no dataset: a re-run collects nothing
+    run_compare(compose("compare", overrides), overrides)
+    partial = [o.replace("backbones=[gru,mlp]", "backbones=[gru,mlp,linoss]") for o in overrides] + ["finished_only=true"]
+    run_compare(compose("compare", partial), partial)  # a grid in progress: reported, linoss not trained
+    assert not (out / "datasets").exists() and not (out / "cells" / TASK / "linoss").exists()
+    assert "**A grid in progress: 2 of its 3 cells are finished**" in (out / "results.md").read_text()
 
 
 def test_a_task_trains_on_another_tasks_demonstrations_through_the_features_it_names(dataset, tmp_path):
