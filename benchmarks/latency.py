@@ -133,7 +133,7 @@ def time_steps(controller: Controller, state, obs: np.ndarray) -> np.ndarray:
     return times
 
 
-def measure(steps: int, rows=ROWS) -> list[dict]:
+def measure(steps: int, rows=ROWS, threads_list=THREADS) -> list[dict]:
     rng = np.random.default_rng(0)
     results = []
     for budget in BUDGETS:
@@ -141,7 +141,7 @@ def measure(steps: int, rows=ROWS) -> list[dict]:
             if row.camera and budget < 250_000:  # its camera encoder alone has ~120k parameters
                 continue
             controllers, states, policy = controllers_and_states(row, budget, rng)
-            for threads in THREADS:
+            for threads in threads_list:
                 torch.set_num_threads(threads)
                 result = {"row": row.label, "budget": budget, "d_model": policy.cfg.d_model,
                           "params": count_params(policy), "threads": threads}  # fmt: skip
@@ -180,18 +180,18 @@ def latency_table(results: list[dict], threads: int, steps: int) -> str:
     return "\n".join(lines)
 
 
-def targets(results: list[dict]) -> str:
+def targets(results: list[dict], threads_list=THREADS) -> str:
     def find(label, threads):
         return next(r for r in results if r["row"] == label and r["budget"] == 500_000 and r["threads"] == threads)
 
     lines = []
-    for threads in THREADS:
+    for threads in threads_list:
         fused, gpt = find(LINOSS_ROW, threads), find(GPT_ROW, threads)
         gpt_32 = find("transformer kv_cache, context 32", threads)
         p99 = max(fused[K][1] for K in EPISODE_STEPS)
         ratio = gpt[4096][0] / fused[4096][0]
-        lines.append(f"- {threads} thread(s): LinOSS 0.5M fused p99 (worst K) = {p99:.0f} µs — target ≤ 500 µs "
-                     f"{'met' if p99 <= 500 else 'NOT met'}; GPT ({GPT_ROW}) / LinOSS p50 at K=4096 = {ratio:.1f}× "
+        lines.append(f"- {threads} thread(s): LinOSS 0.5M fused p99 (worst K) = {p99:.0f} µs — target ≤ 100 µs on a "
+                     f"quiet machine (issue 23) {'met' if p99 <= 100 else 'NOT met'}; GPT ({GPT_ROW}) / LinOSS p50 at K=4096 = {ratio:.1f}× "
                      f"— target ≥ 3× {'met' if ratio >= 3 else 'NOT met'} (GPT with its default context 32: "
                      f"{gpt_32[4096][0] / fused[4096][0]:.1f}×).")  # fmt: skip
     return "\n".join(lines)
@@ -217,13 +217,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000, help="timed steps per point")
     parser.add_argument("--stability-steps", type=int, default=1_000_000, help="steps per LinOSS variant (0 = skip)")
     parser.add_argument("--quick", action="store_true", help="--steps 200 --stability-steps 40000 (a smoke run)")
+    parser.add_argument("--threads", type=int, nargs="+", default=list(THREADS), help="torch threads to time")
     args = parser.parse_args()
     if args.quick:
         args.steps, args.stability_steps = 200, 40_000
     torch.set_flush_denormal(True)
     load_before = load_average()
     t0 = time.perf_counter()
-    results = measure(args.steps)
+    results = measure(args.steps, threads_list=args.threads)
     stable = stability(args.stability_steps) if args.stability_steps else []
     command = " ".join(["python benchmarks/latency.py", *sys.argv[1:]])
     parts = [
@@ -237,10 +238,10 @@ def main() -> None:
         "KV cache stops growing at K = 31; the unbounded row holds all K past steps (context K + 1, a full cache "
         "of random keys and values).\n",
     ]
-    for threads in THREADS:
+    for threads in args.threads:
         parts += [f"### {threads} torch thread{'s' if threads > 1 else ''}\n",
                   latency_table(results, threads, args.steps) + "\n"]  # fmt: skip
-    parts += ["### Targets (0.5M parameters)\n", targets(results) + "\n"]
+    parts += ["### Targets (0.5M parameters)\n", targets(results, args.threads) + "\n"]
     if stable:
         parts += [f"### LinOSS long-run stability ({args.stability_steps:,} steps, 0.1M policy, 1 thread)\n",
                   stability_table(stable, args.stability_steps) + "\n"]  # fmt: skip
