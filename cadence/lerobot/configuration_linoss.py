@@ -10,7 +10,9 @@ Offsets before the episode's first frame are padding (``*_is_pad``): the state r
 frame, as it does at deployment after ``reset()``.
 
 Normalization lives in the processors (``processor_linoss.py``), not in the network: observation.state
-and action are standardized with the dataset's mean and std.
+and action are standardized with the dataset's mean and std; camera features (``observation.images.*``, LeRobot's
+VISUAL features, frames in [0, 1]) pass unchanged and reach the policy's camera encoder as uint8, stacked along
+the channels in the order of their names.
 
 Every default is Cadence's own, read from its dataclasses: the architecture from
 :class:`~cadence.policies.PolicyConfig` and the backbone's config dataclass, the optimizer and ``window``
@@ -55,6 +57,9 @@ class CadenceLinOSSConfig(PreTrainedConfig):
         head: "deterministic" or "gaussian"; the action is the head's mean either way and training
             uses MSE (a gaussian head lets PPO checkpoints be exported).
         log_std_init: Initial log-std of the gaussian head.
+        image_encoder_features, image_shift: the camera encoder's output width and random-shift augmentation
+            (``PolicyConfig.image_features`` / ``image_shift``; the first is renamed here because LeRobot's
+            ``image_features`` names the dataset's camera features). Used when the dataset has cameras.
         control_period: Seconds per control step, used by the LinOSS CPG init; None takes 1/fps of the
             training dataset.
         window: Steps per training sample that carry loss.
@@ -73,6 +78,8 @@ class CadenceLinOSSConfig(PreTrainedConfig):
     encoder_layers: int = PolicyConfig.encoder_layers
     head: str = PolicyConfig.head
     log_std_init: float = PolicyConfig.log_std_init
+    image_encoder_features: int = PolicyConfig.image_features
+    image_shift: int = PolicyConfig.image_shift
     control_period: float | None = None
 
     # Training windows
@@ -109,6 +116,7 @@ class CadenceLinOSSConfig(PreTrainedConfig):
         """The Cadence policy config this LeRobot config describes."""
         return PolicyConfig(backbone=self.backbone, d_model=self.d_model, param_budget=self.param_budget,
                             encoder_layers=self.encoder_layers, head=self.head, log_std_init=self.log_std_init,
+                            image_features=self.image_encoder_features, image_shift=self.image_shift,
                             backbone_kwargs=dict(self.backbone_kwargs))  # fmt: skip
 
     @property

@@ -8,6 +8,9 @@ Symbols: B batch, L = burn_in + window steps, O observation dim, A action dim.
 * ``select_action(batch)``: ``observation.state`` (B, O) → normalized action (B, A) for the
   postprocessor, one step of the backbone; the recurrent state is carried between calls and cleared by
   ``reset()`` (lerobot-eval calls it at the start of every rollout).
+* Cameras: the dataset's ``observation.images.*`` features (B, L, C, H, W) / (B, C, H, W) in [0, 1] are quantized
+  back to uint8 and stacked along C in the order of their names (``camera_keys``), the input of the Cadence
+  policy's camera encoder.
 
 The network is ``self.model``, the same module Cadence trains and deploys; its own normalizers stay at
 identity because LeRobot's processors hold the dataset statistics.
@@ -60,9 +63,18 @@ class CadenceLinOSSPolicy(PreTrainedPolicy):
         """``dataset_meta`` (given by ``make_policy`` when training) supplies the control period."""
         super().__init__(config)
         config.validate_features()
-        # the policy reads observation.state only: other inputs (the full state observation.environment_state
-        # of cadence datasets, which a deployed policy does not see) stay out of the normalizer and eval
-        config.input_features = {OBS_STATE: config.robot_state_feature}
+        cameras = {k: tuple(f.shape) for k, f in sorted(config.image_features.items())}
+        # the policy reads observation.state and the cameras only: other inputs (the full state
+        # observation.environment_state of cadence datasets, which a deployed policy does not see) stay out of the
+        # normalizer and eval
+        config.input_features = {OBS_STATE: config.robot_state_feature, **config.image_features}
+        self.camera_keys, image_shape = list(cameras), None
+        if cameras:
+            if len({shape[1:] for shape in cameras.values()}) > 1:
+                raise ValueError(f"policy type linoss stacks its cameras' frames, which need one size; the dataset's "
+                                 f"are {cameras} (C, H, W): keep one size with --rename_map or resize the "
+                                 "videos")  # fmt: skip
+            image_shape = (sum(shape[0] for shape in cameras.values()), *next(iter(cameras.values()))[1:])
         if config.control_period is None and dataset_meta is not None:
             config.control_period = 1.0 / dataset_meta.fps
         if config.control_period is None and config.backbone == "linoss":
@@ -71,12 +83,21 @@ class CadenceLinOSSPolicy(PreTrainedPolicy):
         obs_dim, act_dim = config.robot_state_feature.shape[0], config.action_feature.shape[0]
         cfg = config.policy_config()
         if cfg.param_budget:
-            cfg = size_to_budget(cfg, obs_dim, act_dim, cfg.param_budget, config.control_period)
+            cfg = size_to_budget(cfg, obs_dim, act_dim, cfg.param_budget, config.control_period,
+                                 image_shape=image_shape)  # fmt: skip
             config.d_model, config.param_budget = cfg.d_model, None  # the checkpoint records the size chosen
         # unbounded: the env (CadenceEnvConfig wraps ClipAction) clips, the postprocessor unnormalizes
         self.model = SequencePolicy(cfg, obs_dim, act_dim, [-math.inf] * act_dim, [math.inf] * act_dim,
-                                    config.control_period)  # fmt: skip
+                                    config.control_period, image_shape, self.camera_keys)  # fmt: skip
         self._state: State | None = None
+
+    def images(self, batch: dict[str, Tensor]) -> Tensor | None:
+        """The cameras' frames of ``batch`` (…, C_k, H, W) in [0, 1] as the encoder's uint8 (…, C, H, W) input,
+        stacked in ``camera_keys`` order; None without cameras."""
+        if not self.camera_keys:
+            return None
+        frames = torch.cat([batch[k] for k in self.camera_keys], dim=-3)
+        return (frames * 255).round().clamp(0, 255).to(torch.uint8)
 
     def get_optim_params(self) -> list[dict]:
         return param_groups(self.model, self.config.weight_decay)
@@ -95,7 +116,7 @@ class CadenceLinOSSPolicy(PreTrainedPolicy):
         obs = as_window(batch[OBS_STATE], self.model.obs_dim, OBS_STATE)  # (B, L, O)
         actions = as_window(batch[ACTION], self.model.act_dim, ACTION)  # (B, L, A)
         is_pad = batch[f"{ACTION}_is_pad"]  # (B, L)
-        mean, _ = self.model(obs, None, pad_resets(is_pad))  # (B, L, A)
+        mean, _ = self.model(obs, None, pad_resets(is_pad), self.images(batch))  # (B, L, A)
         valid = ~is_pad
         valid[:, : self.config.burn_in] = False  # burn-in steps only warm up the state
         valid = valid.to(mean.dtype)
@@ -109,8 +130,10 @@ class CadenceLinOSSPolicy(PreTrainedPolicy):
     def predict_action_chunk(self, batch: dict[str, Tensor], **kwargs) -> Tensor:
         """The action of every step of an observation sequence (B, L, O) or (B, O), from the zero state:
         (B, L, A) normalized. The state carried by ``select_action`` is neither used nor changed."""
-        obs = batch[OBS_STATE]
-        mean, _ = self.model(obs if obs.dim() == 3 else obs[:, None])
+        obs, images = batch[OBS_STATE], self.images(batch)
+        if obs.dim() == 2:
+            obs, images = obs[:, None], None if images is None else images[:, None]
+        mean, _ = self.model(obs, None, None, images)
         return mean
 
     @torch.no_grad()
@@ -122,5 +145,5 @@ class CadenceLinOSSPolicy(PreTrainedPolicy):
         elif self._state[0].shape[0] != obs.shape[0]:
             raise ValueError(f"select_action got a batch of {obs.shape[0]} after {self._state[0].shape[0]}; "
                              "call policy.reset() when the number of environments changes")  # fmt: skip
-        action, self._state = self.model.step_mean(obs, self._state)
+        action, self._state = self.model.step_mean(obs, self._state, self.images(batch))
         return action

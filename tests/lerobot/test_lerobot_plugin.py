@@ -197,3 +197,28 @@ def test_defaults_come_from_cadence_dataclasses(backbone):
     assert backbone_cfg == backbone_classes(backbone)[0]()
     names = ("lr", "weight_decay", "grad_clip", "warmup_steps", "window")
     assert {n: getattr(cfg, n) for n in names} == {n: getattr(BCConfig(), n) for n in names}
+
+
+def test_camera_features_reach_the_cadence_camera_encoder(tmp_path):
+    root = tmp_path / "pixels"
+    collect_dataset("reacher_pixels", "reacher", episodes=2, root=root, noise=0.1, seed=0, reference_episodes=1)
+    meta = LeRobotDatasetMetadata("cadence/reacher_pixels", root=root)
+    cfg = make_policy_config("linoss", device="cpu", image_encoder_features=8, image_shift=0, **SMALL)
+    policy = make_policy(cfg, ds_meta=meta)
+    camera = "observation.images.top"
+    assert list(cfg.input_features) == [OBS_STATE, camera] and policy.model.image_shape == (3, 64, 64)
+    preprocessor, _ = make_pre_post_processors(cfg, dataset_stats=meta.stats)
+    data = LeRobotDataset("cadence/reacher_pixels", root=root, delta_timestamps=resolve_delta_timestamps(cfg, meta),
+                          video_backend="pyav")  # fmt: skip
+    batch = preprocessor(torch.utils.data.default_collate([data[i] for i in (5, 30, 60)]))
+    assert batch[camera].shape == (3, 10, 3, 64, 64)
+    loss, _ = policy.forward(batch)
+    loss.backward()
+    assert policy.model.image_encoder.net[0].weight.grad.abs().sum() > 0  # the frames train the encoder
+    policy.eval()
+    policy.reset()
+    steps = [policy.select_action({OBS_STATE: batch[OBS_STATE][:, t], camera: batch[camera][:, t]}) for t in range(10)]
+    chunk = policy.predict_action_chunk({OBS_STATE: batch[OBS_STATE], camera: batch[camera]})
+    torch.testing.assert_close(torch.stack(steps, 1), chunk, atol=1e-5, rtol=1e-4)
+    blank = policy.predict_action_chunk({OBS_STATE: batch[OBS_STATE], camera: torch.zeros_like(batch[camera])})
+    assert not torch.allclose(blank, chunk)  # the action depends on the frames
