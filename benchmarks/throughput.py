@@ -75,18 +75,16 @@ def measure(row: str, L: int, batch: int, seconds: float) -> dict:
             "params": sum(p.numel() for p in policy.parameters())}  # fmt: skip
 
 
-def run_cells(row: str, L: int, batch: int, seconds: float, threads: int, copies: int) -> list[dict]:
-    """``copies`` processes measuring the same cell at once, ``threads`` threads each."""
+def run_cells(row: str, L: int, batch: int, seconds: float, threads: int, copies: int) -> list[dict] | str:
+    """``copies`` processes measuring the same cell at once, ``threads`` threads each: their results, or why they
+    failed (a process killed by the kernel, exit -9, ran out of memory)."""
     env = os.environ | {k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
     cmd = [sys.executable, __file__, "--cell", row, str(L), "--batch", str(batch), "--seconds", str(seconds)]
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True) for _ in range(copies)]
-    results = []
-    for p in procs:
-        out, _ = p.communicate()
-        if p.returncode != 0:
-            raise RuntimeError(f"{row} at L={L} failed (exit {p.returncode}); run `{' '.join(cmd)}` to see why")
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    return results
+    outs = [p.communicate()[0] for p in procs]
+    if failed := [p.returncode for p in procs if p.returncode != 0]:
+        return "out of memory (killed)" if -9 in failed else f"failed (exit {failed[0]}: `{' '.join(cmd)}`)"
+    return [json.loads(out.strip().splitlines()[-1]) for out in outs]
 
 
 def main() -> None:
@@ -107,11 +105,18 @@ def main() -> None:
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for row in args.rows:
         for L in args.windows:
-            (alone,) = run_cells(row, L, args.batch, args.seconds, args.threads, 1)
+            alone = run_cells(row, L, args.batch, args.seconds, args.threads, 1)
             pair = run_cells(row, L, args.batch, args.seconds, max(1, args.threads // 2), 2)
-            each = sum(r["samples_per_s"] for r in pair) / 2
-            lines.append(f"| {row} | {L} | {alone['params']:,} | {alone['samples_per_s']:,.0f} | "
-                         f"{alone['peak_mb']:,.0f} | {each:,.0f} | {each / alone['samples_per_s']:.2f} |")  # fmt: skip
+            if isinstance(alone, str):
+                lines.append(f"| {row} | {L} | | {alone} | | | |")
+            elif isinstance(pair, str):
+                a = alone[0]
+                lines.append(f"| {row} | {L} | {a['params']:,} | {a['samples_per_s']:,.0f} | {a['peak_mb']:,.0f} | "
+                             f"{pair} | |")  # fmt: skip
+            else:
+                a, each = alone[0], sum(r["samples_per_s"] for r in pair) / 2
+                lines.append(f"| {row} | {L} | {a['params']:,} | {a['samples_per_s']:,.0f} | {a['peak_mb']:,.0f} | "
+                             f"{each:,.0f} | {each / a['samples_per_s']:.2f} |")  # fmt: skip
             print(lines[-1], flush=True)
     load1 = os.getloadavg()
     command = "python benchmarks/throughput.py " + " ".join(sys.argv[1:])
