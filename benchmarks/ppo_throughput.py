@@ -17,7 +17,6 @@ training (rollouts and updates; setup and evaluation excluded).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import describe_machine, git_commit, write_section  # noqa: E402
+from report import DOCS, Run, write_section  # noqa: E402
 
 from cadence.configs import compose  # noqa: E402
 from cadence.envs import EnvConfig, make_env  # noqa: E402
@@ -74,24 +73,19 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="replace the section of docs/benchmarks.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    load0, t0 = os.getloadavg(), time.perf_counter()
+    run = Run()
     sb3 = sb3_rate(args.env, args.steps)
     with tempfile.TemporaryDirectory() as tmp:
         ours = {b: cadence_rate(args.env, b, args.steps, Path(tmp) / b) for b in args.backbones}
-    load1 = os.getloadavg()
     lines = ["| implementation | policy | env steps/s | / SB3 |", "|---|---|---|---|",
              f"| Stable-Baselines3 {__import__('stable_baselines3').__version__} PPO | MLP 64-64 (tanh) | {sb3:,.0f} | 1.00 |"]  # fmt: skip
     lines += [f"| Cadence PPO | {b} (d_model 64) | {r:,.0f} | {r / sb3:.2f} |" for b, r in ours.items()]
-    command = "python benchmarks/ppo_throughput.py " + " ".join(sys.argv[1:])
-    section = (f"## PPO throughput against Stable-Baselines3 (`benchmarks/ppo_throughput.py`)\n\n`{command.strip()}` at "
-               f"{git_commit()}, {time.strftime('%Y-%m-%d')}, on {describe_machine()}. Load average (1/5/15 min) "
-               f"{' / '.join(f'{v:.1f}' for v in load0)} at the start, {' / '.join(f'{v:.1f}' for v in load1)} at "
-               f"the end ({time.perf_counter() - t0:.0f} s). {args.env}, {args.steps:,} env steps each: {N_ENVS} envs "
-               f"× {N_STEPS} steps per rollout, {EPOCHS} epochs × {MINIBATCHES} minibatches; one process, a "
-               "synchronous vector env.\n\n" + "\n".join(lines) + "\n")  # fmt: skip
+    section = (f"## PPO throughput against Stable-Baselines3 (`benchmarks/ppo_throughput.py`)\n\n{run.provenance()} "
+               f"{args.env}, {args.steps:,} env steps each: {N_ENVS} envs × {N_STEPS} steps per rollout, {EPOCHS} epochs "
+               f"× {MINIBATCHES} minibatches; one process, a synchronous vector env.\n\n" + "\n".join(lines) + "\n")
     print("\n" + section)
     if args.write:
-        write_section(Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md", "## PPO throughput", section)
+        write_section(DOCS, "## PPO throughput", section)
 
 
 if __name__ == "__main__":

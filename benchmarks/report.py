@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import torch
@@ -36,3 +38,21 @@ def write_section(path: Path, heading: str, section: str) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(new)
     tmp.replace(path)
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+
+
+class Run:
+    """One benchmark run, timed and load-recorded from its construction to :meth:`provenance`."""
+
+    def __init__(self):
+        self.load, self.t0 = os.getloadavg(), time.perf_counter()
+
+    def provenance(self) -> str:
+        """The command as typed, its commit, date and machine, and the load average at the start and now."""
+        load = lambda values: " / ".join(f"{v:.1f}" for v in values)  # noqa: E731
+        command = " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
+        return (f"`{command}` at {git_commit()}, {time.strftime('%Y-%m-%d')}, on {describe_machine()}. Load average "
+                f"(1/5/15 min) {load(self.load)} at the start, {load(os.getloadavg())} at the end "
+                f"({time.perf_counter() - self.t0:.0f} s).")

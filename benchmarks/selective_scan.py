@@ -9,7 +9,6 @@ episodes of B × L frames with a reset at each start, both scans on the same wei
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import describe_machine, git_commit, write_section  # noqa: E402
+from report import DOCS, Run, write_section  # noqa: E402
 
 from cadence.policies.backbones import make_backbone  # noqa: E402
 
@@ -43,7 +42,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    load0 = os.getloadavg()
+    run = Run()
     lines = ["| B × L | numba (frames/s) | pscan (frames/s) | numba / pscan |", "|---|---|---|---|"]
     for B, L in SHAPES:
         fast = make_backbone("mamba", d_model=64, n_layers=2, scan="numba")
@@ -54,16 +53,11 @@ def main() -> None:
         s_fast, s_ref = (seconds_per_pass(bb, x, resets, args.repeats) for bb in (fast, ref))
         lines.append(f"| {B} × {L} | {B * L / s_fast:,.0f} | {B * L / s_ref:,.0f} | {s_ref / s_fast:.1f}× |")
         print(lines[-1], flush=True)
-    load1 = os.getloadavg()
-    command = "python benchmarks/selective_scan.py " + " ".join(sys.argv[1:])
-    section = (f"## Mamba's selective scan (`benchmarks/selective_scan.py`)\n\n`{command.strip()}` at {git_commit()}, "
-               f"{time.strftime('%Y-%m-%d')}, on {describe_machine()}. Load average (1/5/15 min) "
-               f"{' / '.join(f'{v:.1f}' for v in load0)} at the start, {' / '.join(f'{v:.1f}' for v in load1)} at "
-               "the end. Forward + backward of a 2-layer `MambaBackbone` (d_model 64), best of "
-               f"{args.repeats}.\n\n" + "\n".join(lines) + "\n")  # fmt: skip
+    section = (f"## Mamba's selective scan (`benchmarks/selective_scan.py`)\n\n{run.provenance()} Forward + backward "
+               f"of a 2-layer `MambaBackbone` (d_model 64), best of {args.repeats}.\n\n" + "\n".join(lines) + "\n")
     print("\n" + section)
     if args.write:
-        write_section(Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md", "## Mamba's selective scan", section)
+        write_section(DOCS, "## Mamba's selective scan", section)
 
 
 if __name__ == "__main__":

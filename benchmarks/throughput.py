@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import describe_machine, git_commit, write_section  # noqa: E402
+from report import DOCS, Run, write_section  # noqa: E402
 
 ROWS = {"linoss": ("linoss", {}), "gru": ("gru", {}), "transformer": ("transformer", {}), "mamba": ("mamba", {}),
         "mamba (pscan)": ("mamba", {"scan": "pscan"}), "mlp": ("mlp", {})}  # fmt: skip
@@ -100,7 +100,7 @@ def main() -> None:
     if args.cell:
         print(json.dumps(measure(args.cell[0], int(args.cell[1]), args.batch, args.seconds)))
         return
-    load0, t0 = os.getloadavg(), time.perf_counter()
+    run = Run()
     lines = ["| backbone | L | params | alone (samples/s) | peak MiB | two at once (samples/s each) | two / alone |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for row in args.rows:
@@ -118,17 +118,12 @@ def main() -> None:
                 lines.append(f"| {row} | {L} | {a['params']:,} | {a['samples_per_s']:,.0f} | {a['peak_mb']:,.0f} | "
                              f"{each:,.0f} | {each / a['samples_per_s']:.2f} |")  # fmt: skip
             print(lines[-1], flush=True)
-    load1 = os.getloadavg()
-    command = "python benchmarks/throughput.py " + " ".join(sys.argv[1:])
-    section = (f"## BC training throughput (`benchmarks/throughput.py`)\n\n`{command.strip()}` at {git_commit()}, "
-               f"{time.strftime('%Y-%m-%d')}, on {describe_machine()}. Load average (1/5/15 min) "
-               f"{' / '.join(f'{x:.1f}' for x in load0)} at the start, {' / '.join(f'{x:.1f}' for x in load1)} at the "
-               f"end ({time.perf_counter() - t0:.0f} s). Batch {args.batch}, {BUDGET:,}-parameter policies on the "
-               f"memory reacher's spaces; alone: {args.threads} thread(s); two at once: two processes together, "
-               f"{max(1, args.threads // 2)} thread(s) each.\n\n" + "\n".join(lines) + "\n")  # fmt: skip
+    section = (f"## BC training throughput (`benchmarks/throughput.py`)\n\n{run.provenance()} Batch {args.batch}, "
+               f"{BUDGET:,}-parameter policies on the memory reacher's spaces; alone: {args.threads} thread(s); two at "
+               f"once: two processes together, {max(1, args.threads // 2)} thread(s) each.\n\n" + "\n".join(lines) + "\n")
     print("\n" + section)
     if args.write:
-        write_section(Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md", "## BC training throughput", section)
+        write_section(DOCS, "## BC training throughput", section)
 
 
 if __name__ == "__main__":
