@@ -128,3 +128,9 @@ def test_the_demo_refuses_fewer_than_one_job_before_anything_runs(tmp_path):
     with pytest.raises(ValueError, match=r"jobs must be >= 1 \(cells at a time\), got 0"):
         run_demo(compose("demo", [f"out={tmp_path}", "jobs=0"]))
     assert not any(tmp_path.iterdir())
+
+
+def test_finished_only_refuses_a_grid_with_tuning(tmp_path):
+    overrides = [f"out={tmp_path}", "finished_only=true"]  # compare.yaml's default grid tunes (lr_sweep)
+    with pytest.raises(ValueError, match="finished_only=true reports a grid without tuning"):
+        run_compare(compose("compare", overrides), overrides)

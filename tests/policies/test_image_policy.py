@@ -94,3 +94,15 @@ def test_wrong_or_missing_frames_are_refused():
     state_only = make_policy(PolicyConfig(backbone="gru", d_model=16), OBS, ACT, 0.04)
     with pytest.raises(ValueError, match="observes no camera"):
         state_only(obs, images=frames(2, 4))
+
+
+def test_assemble_frames_stacks_and_resizes_and_names_what_is_wrong():
+    from cadence.policies.image_encoder import assemble_frames
+
+    frames = {"a": np.zeros((2, 8, 8, 3), np.uint8), "b": np.full((2, 8, 8, 1), 255, np.uint8)}
+    out = assemble_frames(frames, ["a", "b"], (4, 4, 4))
+    assert out.shape == (2, 4, 4, 4) and out.dtype == torch.uint8 and (out[:, 3] == 255).all()
+    with pytest.raises(ValueError, match=r"observes the camera\(s\) \['a', 'c'\].*pass the frames of \['c'\]"):
+        assemble_frames(frames, ["a", "c"], (4, 4, 4))
+    with pytest.raises(ValueError, match="the policy takes uint8 frames with 6 channels"):
+        assemble_frames(frames, ["a", "b"], (6, 4, 4))

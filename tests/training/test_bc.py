@@ -67,3 +67,11 @@ def test_bad_config_values():
         BCConfig(window=0)
     with pytest.raises(ValueError, match="needs a gaussian head"):
         BCTrainer(policy("linoss"), toy_demos(), BCConfig(loss="nll"), "unused")
+
+
+def test_validation_fraction_outside_zero_to_one_is_refused():
+    from cadence.training.bc import BCConfig
+
+    for bad in (0.0, 1.0):
+        with pytest.raises(ValueError, match=r"algo.validation_fraction must be in \(0, 1\)"):
+            BCConfig(validation_fraction=bad)
