@@ -190,8 +190,7 @@ def collect_dataset(env: EnvConfig | DictConfig | dict | str, expert: str | Expe
         raise ValueError(f"{root} already holds {len(progress.returns)} episodes, more than the {episodes} requested")
     fps = round(1.0 / gym_env.unwrapped.dt)
     shapes = [gym_env.observation_space.shape[0], gym_env.unwrapped.observation_space.shape[0],
-              gym_env.action_space.shape[0], {} if cfg.camera is None else
-              {cfg.camera.feature: (cfg.camera.height, cfg.camera.width)}]  # fmt: skip
+              gym_env.action_space.shape[0]]  # fmt: skip
     try:
         with progress_bar(episodes, f"collect {cfg.name}", initial=len(progress.returns)) as bar:
             while len(progress.returns) < episodes:
@@ -212,20 +211,20 @@ def collect_dataset(env: EnvConfig | DictConfig | dict | str, expert: str | Expe
 
 
 def _record_part(root: Path, progress: Progress, env: gym.Env, expert: Expert, cfg: EnvConfig, fps: int,
-                 shapes: list, part: range, bar) -> None:  # fmt: skip
+                 shapes: list[int], part: range, bar) -> None:  # fmt: skip
     """Records the episodes ``part`` and commits them (module docstring)."""
     repo_id = f"cadence/{cfg.name}"
-    if shapes[3]:  # LeRobot hands libav's logging back to libav, whose mp4 muxer prints two lines per episode
+    cameras = {} if cfg.camera is None else {cfg.camera.feature: (cfg.camera.height, cfg.camera.width)}
+    if cameras:  # LeRobot hands libav's logging back to libav, whose mp4 muxer prints two lines per episode
         import av
 
         av.logging.set_libav_level(av.logging.WARNING)
     if progress.returns:
         ds = LeRobotDataset.resume(repo_id, root=root, video_backend="pyav")
     else:
-        ds = LeRobotDataset.create(repo_id=repo_id, root=root, fps=fps, features=features(*shapes), robot_type=cfg.id,
-                                   use_videos=bool(shapes[3]), video_backend="pyav")  # fmt: skip
+        ds = LeRobotDataset.create(repo_id=repo_id, root=root, fps=fps, features=features(*shapes, cameras),
+                                   robot_type=cfg.id, use_videos=bool(cameras), video_backend="pyav")  # fmt: skip
         write_json(root / PROGRESS_FILE, asdict(progress))
-    cameras = list(shapes[3])
 
     def record(obs, info, clean, reward, done):
         ds.add_frame({OBS: np.asarray(obs, np.float32), STATE: np.asarray(info["full_state"], np.float32),
