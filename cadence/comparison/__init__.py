@@ -17,13 +17,13 @@ from .protocol import launch_cells, run_cells, run_compare, run_demo, tune
 from .report import (GRID_PLOTS, MEMORY_ENVS, grid_plots, grid_text, markdown, memory_markdown, memory_reading,
                      memory_tasks, per_task_text, plot, plot_curves, plot_memory, plot_profiles, provenance,
                      sweep_text, write_report)  # fmt: skip
-from .stats import (CONVERGED_GAIN, CONVERGED_TAIL, convergence, Horizon, Profile, bootstrap_ci, improvement_ci, iqm,
+from .stats import (CONVERGED_GAIN, CONVERGED_TAIL, convergence, equal_seconds, Horizon, Profile, bootstrap_ci, improvement_ci, iqm,
                     learning_curve, memory_cell, memory_horizon, memory_summary, performance_profile,
                     probability_of_improvement, score_distribution, stratified_bootstrap_ci, stratified_iqm_ci,
                     summarize)  # fmt: skip
 
 __all__ = ["Arm", "arm_name", "bootstrap_ci", "Cell", "CONVERGED_GAIN", "CONVERGED_TAIL", "convergence", "dataset_dir",
-           "dataset_for", "demonstrations_task", "grid_cells", "grid_plots", "GRID_PLOTS", "grid_text", "Horizon",
+           "dataset_for", "demonstrations_task", "equal_seconds", "grid_cells", "grid_plots", "GRID_PLOTS", "grid_text", "Horizon",
            "improvement_ci", "iqm", "launch_cells", "learning_curve", "LRSweep", "markdown", "memory_cell",
            "MEMORY_ENVS", "memory_horizon", "memory_markdown", "memory_reading", "memory_summary", "memory_tasks",
            "override_value", "per_task_text", "performance_profile", "plot", "plot_curves", "plot_memory",

@@ -41,7 +41,8 @@ def per_task_text(cfg: DictConfig, tasks: list[str]) -> str:
 def markdown(summary: dict) -> str:
     """Per-task table (mean [95% CI] of the normalized score), the success rates, the IQM aggregate (with a
     note naming the ``unranked`` memory tasks it leaves out), whether each task's budget converged (the budget
-    rule, :func:`~cadence.comparison.stats.convergence`), the probability that the reference arm improves on each
+    rule, :func:`~cadence.comparison.stats.convergence`), the scores at equal training seconds
+    (:func:`~cadence.comparison.stats.equal_seconds`), the probability that the reference arm improves on each
     other arm (when :func:`~cadence.comparison.stats.summarize` found one), and the robustness table."""
     tasks, backbones = summary["tasks"], summary["backbones"]
     lines = ["| task | " + " | ".join(backbones) + " |", "|---" * (len(backbones) + 1) + "|"]
@@ -66,6 +67,19 @@ def markdown(summary: dict) -> str:
             cs = [summary["cells"].get((t, b)) for b in backbones]
             lines.append(f"| {t} | " + " | ".join("–" if c is None or c["success_rate"] is None else
                                                    f"{100 * c['success_rate']:.0f}%" for c in cs) + " |")  # fmt: skip
+    if timed := {t: e for t, e in summary.get("equal_seconds", {}).items() if e["arms"]}:
+        lines += ["", "Equal seconds (the equal-compute view): every arm scored at its last evaluation within the same "
+                  "training time T, the median arm's whole-run time per task (gradient steps only, the cells' own "
+                  "clocks); mean normalized score over seeds (success rate). † k: k runs finished all their steps "
+                  "before T, so they show their end, not what T seconds would give; –: no evaluation within T:", "",
+                  "| task | T (s) | " + " | ".join(backbones) + " |", "|---" * (len(backbones) + 2) + "|"]  # fmt: skip
+        for t, e in timed.items():
+            row = []
+            for b in backbones:
+                a = e["arms"].get(b)
+                success = "" if a is None or a["success_rate"] is None else f" ({100 * a['success_rate']:.0f}%)"
+                row.append("–" if a is None else f"{a['mean']:.1f}{success}" + (f" † {a['ended']}" if a["ended"] else ""))
+            lines.append(f"| {t} | {e['budget_s']:.0f} | " + " | ".join(row) + " |")
     if unranked := summary.get("unranked"):  # a return-based score can credit holding still through the delay
         lines += ["", f"The IQM leaves out the memory tasks ({', '.join(unranked)}): they are graded by success in the "
                   "memory section, never by return."]  # fmt: skip

@@ -125,6 +125,33 @@ def convergence(curves: dict[str, dict[str, list[float]]], gain: float = CONVERG
     return {"arm": best, "gain": float(rise), "converged": bool(rise < gain)}
 
 
+def equal_seconds(runs_by_arm: dict[str, list[dict]], budget_s: float | None = None) -> dict:
+    """One task's arms compared at equal training seconds (issue 20's equal-compute view), from their cells'
+    evaluation histories ``{ARM: [cell JSON, ...]}``: the budget T is ``budget_s``, by default the median over arms
+    of their mean whole-run training time (``train_s``); each run is scored at its last evaluation within T of
+    gradient-step time. A run whose whole budget of steps took less than T is scored at its end and counted in
+    ``ended``: at equal seconds it would have trained on, so its score is what it reached, not what T would give.
+    ``{budget_s, arms: {ARM: {mean, success_rate (None without one), n, ended}}}``; an arm none of whose runs has
+    an evaluation within T is left out."""
+    runs_by_arm = {b: [r for r in rs if r.get("history")] for b, rs in runs_by_arm.items()}
+    runs_by_arm = {b: rs for b, rs in runs_by_arm.items() if rs}
+    if budget_s is None:
+        if not runs_by_arm:
+            return {"budget_s": np.nan, "arms": {}}
+        budget_s = float(np.median([np.mean([r["history"][-1]["train_s"] for r in rs]) for rs in runs_by_arm.values()]))
+    arms = {}
+    for b, rs in runs_by_arm.items():
+        at = [[h for h in r["history"] if h["train_s"] <= budget_s] for r in rs]
+        at = [(h[-1], r["history"][-1]["train_s"] < budget_s) for h, r in zip(at, rs) if h]
+        if not at:
+            continue
+        success = [h.get("success_rate") for h, _ in at]
+        arms[b] = {"mean": float(np.mean([h["normalized_score"] for h, _ in at])), "n": len(at),
+                   "success_rate": None if None in success else float(np.mean(success)),
+                   "ended": sum(ended for _, ended in at)}  # fmt: skip
+    return {"budget_s": budget_s, "arms": arms}
+
+
 def summarize(results: list[dict], unranked: Collection[str] = (), reference: str = "linoss") -> dict:
     """Per (task, backbone) and per backbone statistics of the normalized score of ``results`` (cell JSONs):
     ``tasks`` (sorted), ``backbones`` (in order of appearance), ``cells`` ``{(TASK, ARM): {mean, ci, n, params,
@@ -135,7 +162,8 @@ def summarize(results: list[dict], unranked: Collection[str] = (), reference: st
     spanning 0–100 and every ranked score; arms with a ranked task only) and ``improvement`` ``{(REFERENCE, ARM):
     {p, ci, tasks}}``: :func:`probability_of_improvement` of the ``reference`` arm over every other arm on the
     ranked tasks both have, with :func:`improvement_ci` (empty without the ``reference`` arm); ``convergence``
-    ``{TASK: convergence(...)}`` (:func:`convergence`, the budget rule). Cells that were out of budget have no
+    ``{TASK: convergence(...)}`` (:func:`convergence`, the budget rule) and ``equal_seconds`` ``{TASK:
+    equal_seconds(...)}`` (:func:`equal_seconds`, the equal-compute view). Cells that were out of budget have no
     scores and are left to the memory section."""
     results = [r for r in results if r.get("status") != "out_of_budget"]
     tasks = sorted({r["task"] for r in results})
@@ -167,9 +195,12 @@ def summarize(results: list[dict], unranked: Collection[str] = (), reference: st
         else:  # every task of this backbone is unranked
             per_backbone[b] = {"iqm": np.nan, "ci": (np.nan, np.nan), "n": 0}
     converged = {t: convergence({b: c["curve"] for (task, b), c in per_cell.items() if task == t}) for t in tasks}
+    timed = {t: equal_seconds({b: [r for r in results if r["task"] == t and r["backbone"] == b] for b in backbones})
+             for t in tasks}  # fmt: skip
     return {"tasks": tasks, "backbones": backbones, "cells": per_cell, "aggregate": per_backbone,
             "unranked": [t for t in tasks if t in unranked], "profiles": _profiles(ranked_by),
-            "improvement": _improvement(ranked_by, reference), "convergence": converged}  # fmt: skip
+            "improvement": _improvement(ranked_by, reference), "convergence": converged,
+            "equal_seconds": timed}  # fmt: skip
 
 
 def _profiles(ranked_by: dict[str, dict[str, np.ndarray]]) -> dict[str, Profile]:

@@ -39,6 +39,19 @@ def test_report_gives_the_success_rate_of_tasks_that_define_one(cells):
     assert success[2:] == ["| memory_reacher | 25% | 0% |"]  # only the task with a success signal
 
 
+def test_report_tables_the_scores_at_equal_seconds_and_marks_runs_that_ended_before_them(cells):
+    """The real cells' histories, their clocks set by hand: gru's run ends at 4 s, linoss's evaluates at 3 and 9 s;
+    T is the median of 4 and 9 s: 6.5 s, where linoss is at its first evaluation and gru at its end."""
+    clocks = {"gru": (2.0, 4.0), "linoss": (3.0, 9.0)}
+    timed = [c | {"history": [h | {"train_s": s} for h, s in zip(c["history"], clocks[c["backbone"]])]} for c in cells]
+    summary = summarize(timed)
+    text = markdown(summary)
+    table = text.split("Equal seconds")[1].split("\n\n")[1].splitlines()
+    score = {c["backbone"]: [h["normalized_score"] for h in c["history"]] for c in timed}
+    assert table[0] == "| task | T (s) | gru | linoss |"
+    assert table[2] == f"| {TASK} | 6 | {score['gru'][1]:.1f} † 1 | {score['linoss'][0]:.1f} |"
+
+
 def test_write_report_writes_text_statistics_and_figures_and_a_copy(cells, tmp_path):
     summary = summarize(cells)
     out, copy = tmp_path / "out", tmp_path / "docs" / "report.md"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import mannwhitneyu
 
-from cadence.comparison import (Horizon, bootstrap_ci, convergence, improvement_ci, iqm, learning_curve,
+from cadence.comparison import (Horizon, bootstrap_ci, convergence, equal_seconds, improvement_ci, iqm, learning_curve,
                                 memory_horizon, memory_summary, performance_profile, probability_of_improvement,
                                 score_distribution, stratified_bootstrap_ci, stratified_iqm_ci, summarize)  # fmt: skip
 
@@ -194,3 +194,22 @@ def test_a_budget_has_converged_when_the_best_arms_curve_gains_under_two_points_
     assert convergence({"gru": flat}, gain=0.5)["converged"] is False  # the rule is strict: < gain
     one_eval = {"step": [2500], "train_s": [1.0], "normalized_score": [50.0]}
     assert convergence({"gru": one_eval}) is None and convergence({}) is None
+
+
+def test_equal_seconds_scores_every_arm_at_its_last_evaluation_within_the_median_arms_time():
+    def cell(*evals):  # (train_s, normalized_score, success_rate) per evaluation
+        return {"history": [{"train_s": t, "normalized_score": v, "success_rate": s} for t, v, s in evals]}
+
+    fast = [cell((5, 40, 0.0), (10, 60, 0.5)), cell((5, 50, 0.5), (10, 70, 1.0))]  # whole runs: 10 s
+    middle = [cell((10, 30, 0.0), (20, 80, 1.0))]  # 20 s: the median of the arms' 10, 20 and 40 s
+    slow = [cell((10, 20, 0.0), (20, 45, 0.0), (40, 90, 1.0)), cell((25, 10, 0.0), (40, 95, 1.0))]
+    e = equal_seconds({"fast": fast, "middle": middle, "slow": slow, "none": [{"history": []}]})
+    assert e["budget_s"] == 20.0
+    assert e["arms"]["fast"] == {"mean": 65.0, "n": 2, "success_rate": 0.75, "ended": 2}  # both ended before T
+    assert e["arms"]["middle"] == {"mean": 80.0, "n": 1, "success_rate": 1.0, "ended": 0}  # ends at T: not early
+    # slow: its first run at 20 s (45), its second has no evaluation within 20 s and is left out
+    assert e["arms"]["slow"] == {"mean": 45.0, "n": 1, "success_rate": 0.0, "ended": 0}
+    assert "none" not in e["arms"]
+    assert equal_seconds({"slow": slow}, budget_s=5.0)["arms"] == {}  # no evaluation within 5 s
+    no_success = equal_seconds({"a": [{"history": [{"train_s": 1, "normalized_score": 3.0}]}]})
+    assert no_success["arms"]["a"]["success_rate"] is None and no_success["budget_s"] == 1.0
