@@ -72,8 +72,8 @@ class CadenceLinOSSPolicy(PreTrainedPolicy):
         if cameras:
             if len({shape[1:] for shape in cameras.values()}) > 1:
                 raise ValueError(f"policy type linoss stacks its cameras' frames, which need one size; the dataset's "
-                                 f"are {cameras} (C, H, W): keep one size with --rename_map or resize the "
-                                 "videos")  # fmt: skip
+                                 f"are {cameras} (C, H, W): re-encode its videos at one size, or train with "
+                                 "cadence-train, whose algo.image_size=[H,W] resizes them when decoding")  # fmt: skip
             image_shape = (sum(shape[0] for shape in cameras.values()), *next(iter(cameras.values()))[1:])
         if config.control_period is None and dataset_meta is not None:
             config.control_period = 1.0 / dataset_meta.fps

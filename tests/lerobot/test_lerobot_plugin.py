@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 
-from lerobot.configs import PreTrainedConfig
+from lerobot.configs import FeatureType, PolicyFeature, PreTrainedConfig
 from lerobot.datasets.factory import resolve_delta_timestamps
 from lerobot.datasets.lerobot_dataset import LeRobotDataset, LeRobotDatasetMetadata
 from lerobot.policies.factory import make_policy, make_policy_config, make_pre_post_processors
@@ -31,7 +31,7 @@ from cadence.datasets import collect_dataset
 from cadence.envs import make_env
 from cadence.lerobot import CadenceEnvConfig, CadenceLinOSSConfig
 from cadence.lerobot.export import export_checkpoint
-from cadence.lerobot.modeling_linoss import pad_resets
+from cadence.lerobot.modeling_linoss import CadenceLinOSSPolicy, pad_resets
 from cadence.policies import PolicyConfig
 from cadence.policies import make_policy as make_cadence_policy
 from cadence.policies.backbones import REGISTRY, backbone_classes, make_backbone_config
@@ -222,3 +222,15 @@ def test_camera_features_reach_the_cadence_camera_encoder(tmp_path):
     torch.testing.assert_close(torch.stack(steps, 1), chunk, atol=1e-5, rtol=1e-4)
     blank = policy.predict_action_chunk({OBS_STATE: batch[OBS_STATE], camera: torch.zeros_like(batch[camera])})
     assert not torch.allclose(blank, chunk)  # the action depends on the frames
+
+
+def test_cameras_of_different_sizes_are_refused_with_the_fix():
+    """The plug-in stacks its cameras' frames along C, so two cameras of different sizes get one error naming
+    both shapes and the ways out, before any layer is built."""
+    cfg = make_policy_config("linoss", device="cpu", control_period=0.02, **SMALL)
+    cfg.input_features = {OBS_STATE: PolicyFeature(FeatureType.STATE, (4,)),
+                          "observation.images.top": PolicyFeature(FeatureType.VISUAL, (3, 64, 64)),
+                          "observation.images.side": PolicyFeature(FeatureType.VISUAL, (3, 32, 48))}  # fmt: skip
+    cfg.output_features = {ACTION: PolicyFeature(FeatureType.ACTION, (2,))}
+    with pytest.raises(ValueError, match=r"need one size.*\(3, 32, 48\).*\(3, 64, 64\).*algo.image_size"):
+        CadenceLinOSSPolicy(cfg)
