@@ -186,6 +186,17 @@ def test_per_task_settings_merge_over_the_grids_and_unknown_keys_are_refused():
             task_settings(compose("compare", [bad]), TASK)
 
 
+def test_the_data_profile_runs_the_full_grid_on_two_pomdp_tasks_at_40_and_at_200_demonstrations():
+    data, full = compose("compare", ["profile=data"]), compose("compare")
+    for task in ("hopper_p", "halfcheetah_v"):
+        many = f"{task}_n200"
+        assert {task, many} <= set(data.tasks) and resolve_task(many, data.variants).overrides() == [f"env={task}"]
+        (few_collect, few_train), (many_collect, many_train) = task_settings(data, task), task_settings(data, many)
+        assert (few_collect.episodes, many_collect.episodes) == (40, 200) and few_train == many_train
+    assert (data.seeds, data.backbones, data.lr_sweep, data.train) == (full.seeds, full.backbones, full.lr_sweep,
+                                                                       full.train)  # fmt: skip
+
+
 def test_tasks_are_env_configs_or_variants_of_them():
     grid = compose("compare")
     variant = resolve_task("memory_reacher_d256", grid.variants)
