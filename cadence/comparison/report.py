@@ -70,7 +70,7 @@ def markdown(summary: dict) -> str:
     if timed := {t: e for t, e in summary.get("equal_seconds", {}).items() if e["arms"]}:
         lines += ["", "Equal seconds (the equal-compute view): every arm scored at its last evaluation within the same "
                   "training time T, the median arm's whole-run time per task (gradient steps only, the cells' own "
-                  "clocks); mean normalized score over seeds (success rate). † k: k runs finished all their steps "
+                  "clocks, compilation left out); mean normalized score over seeds (success rate). † k: k runs finished all their steps "
                   "before T, so they show their end, not what T seconds would give; –: no evaluation within T:", "",
                   "| task | T (s) | " + " | ".join(backbones) + " |", "|---" * (len(backbones) + 2) + "|"]  # fmt: skip
         for t, e in timed.items():

@@ -246,7 +246,9 @@ class BCTrainer:
         self.carried: State | None = None
         self.ckpt = Checkpoints(self.run_dir, run_info, self.dist.is_main)
         self.step, self.history = 0, []
-        self.train_s = 0.0  # time spent in gradient steps (evaluations and checkpoints excluded)
+        # time spent in gradient steps; evaluations, checkpoints and the first step of every fit (compiling the
+        # numba kernels, growing the allocator: warmup_s) are left out, so that it measures training alone
+        self.train_s, self.warmup_s = 0.0, 0.0
 
     # ------------------------------------------------------------------ checkpoints
     def eval_policy(self) -> SequencePolicy:
@@ -344,7 +346,7 @@ class BCTrainer:
         if c.time_budget_s is None:
             return
         if self.step == 1:
-            self._probe_start = self.train_s  # the first step pays for compilation and allocation
+            self._probe_start = self.train_s  # 0: the first step, which pays for compilation, is warmup_s
         elif self.step == 1 + PROBE_STEPS and hasattr(self, "_probe_start"):
             s_per_step = self.dist.broadcast((self.train_s - self._probe_start) / PROBE_STEPS)  # rank 0 decides
             if s_per_step * c.steps > c.time_budget_s:
@@ -357,12 +359,15 @@ class BCTrainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         scalars = Scalars(self.run_dir, self.step, main)
         last_eval: dict = self.history[-1] if self.history else {}
-        samples, t0 = 0, time.perf_counter()
+        samples, t0, warm = 0, time.perf_counter(), False
         with progress_bar(total=c.steps, initial=self.step, description="bc", disable=not main) as bar:
             while self.step < c.steps:
                 t_step = time.perf_counter()
                 m = self.train_step()
-                self.train_s += time.perf_counter() - t_step
+                if warm:
+                    self.train_s += time.perf_counter() - t_step
+                else:
+                    self.warmup_s, warm = self.warmup_s + time.perf_counter() - t_step, True
                 self._check_budget()
                 samples += c.batch_size * self.window  # the global batch
                 if main and (self.step % c.log_every == 0 or self.step == c.steps):

@@ -168,7 +168,8 @@ def final_evaluation(trainer: BCTrainer, evaluate_fn, validation: dict) -> dict:
     if validation and trainer.dist.is_main:
         policy = trainer.eval_policy()
         policy.eval()
-        result = evaluate_fn(policy) | {"step": trainer.step, "train_s": trainer.train_s, "validation": validation}
+        result = evaluate_fn(policy) | {"step": trainer.step, "train_s": trainer.train_s, "warmup_s": trainer.warmup_s,
+                                        "validation": validation}  # fmt: skip
     return trainer.dist.broadcast(result)
 
 

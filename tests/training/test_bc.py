@@ -1,5 +1,8 @@
 """BC trainer: learning, exact resume, config errors, and the optimizer it builds."""
 
+import dataclasses
+import time
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -49,6 +52,25 @@ def test_resume_continues_exactly(tmp_path, batches):
     resumed.fit()
     for (k, a), b in zip(straight.policy.state_dict().items(), resumed.policy.state_dict().values()):
         torch.testing.assert_close(a, b, atol=0, rtol=0, msg=k)
+
+
+def test_the_training_clock_leaves_out_the_first_step_of_every_fit(tmp_path, monkeypatch):
+    """train_s (the cells' s/step, the equal-seconds table) counts steps 2.. of each fit: the first, which compiles
+    the numba kernels, goes to warmup_s — again after a resume, where a new process compiles again."""
+    trainer = BCTrainer(policy("gru"), toy_demos(), BCConfig(steps=4, batch_size=4, window=8, eval_every=0), tmp_path)
+    real_step, calls = trainer.train_step, []
+
+    def step():  # the first call of each fit is slow, as compiling is
+        calls.append(None)
+        time.sleep(0.3 if len(calls) in (1, 5) else 0.01)
+        return real_step()
+
+    monkeypatch.setattr(trainer, "train_step", step)
+    trainer.fit()
+    assert trainer.warmup_s >= 0.3 and 0.03 <= trainer.train_s < 0.25
+    trainer.cfg = dataclasses.replace(trainer.cfg, steps=8)
+    trainer.fit()  # continued, as a resumed run is
+    assert trainer.warmup_s >= 0.6 and 0.06 <= trainer.train_s < 0.3
 
 
 def test_training_reduces_the_loss(tmp_path):
