@@ -44,7 +44,7 @@ from cadence.policies.backbones.fused_layer import CHECKPOINT
 from cadence.policies.backbones.linoss import LinOSSLayer
 from cadence.policies.backbones.scan import Transition, oscillator_scan
 
-from report import describe_machine, git_commit, write_section
+from report import Run, describe_machine, git_commit, write_section
 
 P = H = 128
 SIZES = [(1, 1024), (1, 8192), (1, 50000), (16, 1024), (16, 8192), (16, 50000)]
@@ -52,6 +52,7 @@ METHODS = ["numba", "parallel", "loop"]
 MEMORY_BUDGET = 8e9  # bytes; estimates above this are skipped (the machine has 24 GB, shared)
 ROOFLINE_SIZE = (16, 8192)  # B, L of the training-step roofline
 ROOFLINE_WIDTHS = [4, 16, 128]  # H
+ROOFLINE_HEADING = "## LinOSS layer training step against the roofline (`benchmarks/scan.py --roofline-only`)"
 
 
 def best_time(fn, repeats: int) -> float:
@@ -226,10 +227,15 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--roofline-only", action="store_true", help="only the layer's training step against the roofline")
     args = ap.parse_args()
-    if args.roofline_only:
+    if args.roofline_only:  # its own section, with the provenance of report.Run
+        run_ = Run()
         configure_allocator()
         bw, rate = copy_bandwidth(), matmul_rate()
-        print(roofline_table(roofline_rows(args.repeats, bw, rate), bw, rate))
+        section = f"{ROOFLINE_HEADING}\n\n" + roofline_table(roofline_rows(args.repeats, bw, rate), bw, rate)
+        section = section.replace("\n\n", f"\n\n{run_.provenance()} ", 1) + "\n"
+        print(section)
+        if args.write:
+            write_section(args.write, ROOFLINE_HEADING, section)
         return
     rows, bw = run(args.repeats)
     rate = matmul_rate()

@@ -44,13 +44,14 @@ def record_launch(cfg: DictConfig) -> Path:
 def main(cfg: DictConfig) -> None:
     from cadence.perf import configure_allocator
     from cadence.training import train
-    from cadence.training.distributed import Distributed, close_distributed, init_distributed
+    from cadence.training.distributed import (Distributed, close_distributed, exit_without_finalizing,
+                                              init_distributed)  # fmt: skip
     from cadence.training.run import check_config
 
     configure_allocator()
     try:
         cfg.device = init_distributed(cfg.device)  # under torchrun: join the group, cuda -> cuda:LOCAL_RANK
-        main_rank = Distributed.current().is_main
+        main_rank, distributed = Distributed.current().is_main, Distributed.current().enabled
         check_config(cfg)
         if main_rank:
             record_launch(cfg)
@@ -64,6 +65,8 @@ def main(cfg: DictConfig) -> None:
         normalized = result.get("normalized_score") is not None
         kind = "normalized score" if normalized else "score = mean return (no reference returns)"
         print(f"{cfg.policy.name} on {cfg.env.name}: {kind} {result.get('score', float('nan')):.1f} -> {cfg.run_dir}")
+    if distributed:  # a finished rank: its exit status is 0, not gloo's teardown race (exit_without_finalizing)
+        exit_without_finalizing(0)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -105,3 +107,21 @@ def close_distributed() -> None:
     """Leave the process group, if this process joined one."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def exit_without_finalizing(code: int = 0) -> NoReturn:
+    """End a process that was in a gloo process group, with exit status ``code``, once everything is written:
+    logs and standard streams flushed, then ``os._exit``, skipping Python's finalization.
+
+    Why: at interpreter exit a gloo worker thread (``ProcessGroupGloo::runLoop``) may still free a finished
+    collective that holds a Python object; it asks for the GIL while the main thread is in ``Py_FinalizeEx``,
+    Python 3.12 ends that thread with ``pthread_exit``, and unwinding through a noexcept destructor calls
+    ``std::terminate`` ("terminate called without an active exception", exit 134, about 1 rank exit in 12;
+    ``destroy_process_group`` does not stop gloo's threads in torch 2.11; pytorch/pytorch#190489). Everything
+    the run produces is on disk by then (checkpoints and ``eval.json`` are written atomically, TensorBoard closed),
+    so finalization has nothing left to do but race that thread.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)

@@ -2,7 +2,8 @@
 same global batch, PPO keeps the ranks' weights identical, and only rank 0 writes the run directory."""
 
 import json
-import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from test_bc import policy, toy_demos
 from test_ppo import make_trainer
 
 from cadence.training.bc import BCConfig, BCTrainer
+from cadence.training.distributed import exit_without_finalizing
 
 WORLD = 2
 STEPS = 12
@@ -29,11 +31,11 @@ def _join(rank: int, init_file: str) -> None:
 
 
 def _leave() -> None:
-    """Leave the group and end the spawned process without interpreter teardown: after the results are
-    written, a linoss worker's interpreter exit could abort ("terminate called without an active
-    exception", seen once in 3 CI runs), which mp.spawn reports as a failure of work that is already done."""
+    """Leave the group and end the spawned process as ``cadence-train`` ends a rank, without interpreter teardown
+    (:func:`cadence.training.distributed.exit_without_finalizing`: gloo's threads can abort it after the work is
+    done, which mp.spawn would report as a failure)."""
     dist.destroy_process_group()
-    os._exit(0)
+    exit_without_finalizing(0)
 
 
 def _bc_worker(rank: int, init_file: str, out: str, tbptt: bool) -> None:
@@ -96,3 +98,15 @@ def test_ppo_two_processes_split_the_envs_and_stay_in_sync(tmp_path):
     single.close()
     np.testing.assert_array_equal(np.concatenate([r["first_obs"] for r in ranks]), single.next_obs.numpy())
     assert (tmp_path / "run" / "checkpoints" / "last").is_dir() and (tmp_path / "run" / "checkpoints" / "best").is_dir()
+
+
+def test_a_rank_exits_with_its_status_and_its_output_flushed_without_finalizing(tmp_path):
+    """What a torchrun rank of cadence-train does once its results are written: buffered output and the log reach
+    their files, the status is the one given, and no interpreter teardown runs (an atexit handler would write)."""
+    script = (f"import atexit, logging; logging.basicConfig(filename={str(tmp_path / 'log')!r}, level=logging.INFO)\n"
+              f"atexit.register(lambda: open({str(tmp_path / 'teardown')!r}, 'w').close())\n"
+              "logging.info('finished'); print('result', end='')\n"
+              "from cadence.training.distributed import exit_without_finalizing; exit_without_finalizing(3)\n")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3 and done.stdout == "result"
+    assert "finished" in (tmp_path / "log").read_text() and not (tmp_path / "teardown").exists()
