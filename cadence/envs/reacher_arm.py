@@ -37,9 +37,15 @@ class ReachSuccess(gym.Wrapper):
         return obs, reward, terminated, truncated, info | {"is_success": bool(-info["reward_dist"] < SUCCESS_RADIUS)}
 
 
-def make_reacher_arm(**kwargs) -> gym.Env:
+def make_reacher_arm(target_size: float | None = None, **kwargs) -> gym.Env:
     """Entry point of ``Cadence/Reacher-Arm-v5``: Reacher-v5 (``kwargs`` passed on) observing :data:`ARM`, its
-    full observation in ``info``, with success."""
+    full observation in ``info``, with success. ``target_size``: the radius (m) the target is drawn with (None:
+    Reacher's 0.009); the target geom has no contact, so this changes the camera's frames and nothing else."""
     spec = gym.spec("Reacher-v5")
     env = load_env_creator(spec.entry_point)(**(spec.kwargs | kwargs))
+    if target_size is not None:
+        if not target_size > 0:
+            raise ValueError(f"target_size={target_size} must be a positive radius in metres (Reacher's: 0.009)")
+        model = env.unwrapped.model
+        model.geom_size[model.geom("target").id, 0] = target_size
     return MaskObservation(ReachSuccess(FullStateInfo(env)), ARM)

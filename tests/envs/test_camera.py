@@ -25,6 +25,33 @@ def test_frames_come_with_every_reset_and_step_and_show_the_target():
         env.close()
 
 
+def test_target_size_draws_a_larger_target_and_changes_nothing_else():
+    def rollout(kwargs):
+        cfg = EnvConfig.load("reacher_pixels")
+        env = make_env(EnvConfig(**{**vars(cfg), "kwargs": cfg.kwargs | kwargs}))
+        try:
+            obs, info = env.reset(seed=4)
+            frames, states = [info[TOP]], [obs]
+            for _ in range(5):
+                obs, _, _, _, info = env.step(np.full(2, 0.3, np.float32))
+                frames.append(info[TOP])
+                states.append(obs)
+            return np.stack(frames), np.stack(states), info["full_state"]
+        finally:
+            env.close()
+
+    small, big = rollout({}), rollout({"target_size": 0.02})
+    def red(frames):  # the target's pixels (the arm's pink base has blue in it)
+        r, g, b = (frames[..., c].astype(int) for c in range(3))
+        return int(((r > g + 40) & (r > b + 40)).sum())
+
+    assert red(big[0][0]) > 3 * red(small[0][0]) > 0
+    np.testing.assert_array_equal(big[1], small[1])  # the same dynamics: the target has no contact
+    np.testing.assert_array_equal(big[2], small[2])
+    with pytest.raises(ValueError, match="target_size=0 must be a positive radius"):
+        rollout({"target_size": 0})
+
+
 def test_a_vector_env_stacks_the_frames():
     envs = make_vector_env("reacher_pixels", 2, seed=0)
     try:
