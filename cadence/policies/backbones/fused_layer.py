@@ -35,7 +35,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .kernels import as_numpy, compiled, share_torch_threads
+from .kernels import as_numpy, compiled, share_torch_threads, threaded
 from .scan import Transition
 
 CHECKPOINT = 32
@@ -145,7 +145,7 @@ def _numba_kernels(numba):
             forced(keep[j], m11, zs[j], m12, xs[j], f1, bus[j], zs[j + 1])
             forced(keep[j], m21, zs[j], m22, xs[j], f2, bus[j], xs[j + 1])
 
-    @numba.njit(parallel=True, cache=True, nogil=True, fastmath=_FASTMATH)
+    @threaded(numba, cache=True, nogil=True, fastmath=_FASTMATH)
     def forward(u, m11, m12, m21, m22, f1, f2, Bm, CmT, z0, x0, keep, y, z_out, x_out, ck, save):
         # ck (B, ⌈L/T⌉, 2, N): (z, x) before steps 0, T, 2T, ... (when save)
         Bn, L, _ = u.shape
@@ -162,7 +162,7 @@ def _numba_kernels(numba):
                 zs[0], xs[0] = zs[hi - lo], xs[hi - lo]
             z_out[b], x_out[b] = zs[0], xs[0]
 
-    @numba.njit(parallel=True, cache=True, nogil=True, fastmath=_FASTMATH)
+    @threaded(numba, cache=True, nogil=True, fastmath=_FASTMATH)
     def backward(u, m11, m12, m21, m22, f1, f2, Bm, CmT, keep, ck, gy, gz_end, gx_end, gu, gz0, gx0, gcoef, gB, gCT):
         # gcoef (B, 6, N): per-row sums of gm11, gm12, gm21, gm22, gf1, gf2; gB (B, H, N), gCT (B, H, N): per-row
         # gB̃ and gC̃ᵀ; all float64.
@@ -218,8 +218,8 @@ class _FusedLayer(torch.autograd.Function):
         y, z_out, x_out = torch.empty_like(u), torch.empty_like(z0), torch.empty_like(x0)
         ck = torch.empty((Bsz, -(-L // CHECKPOINT), 2, N) if save else (1, 1, 1, 1), dtype=z0.dtype)
         coefs = [as_numpy(c) for c in (m11, m12, m21, m22, f1, f2)]
-        fwd(as_numpy(u), *coefs, as_numpy(Bm), as_numpy(CmT), as_numpy(z0), as_numpy(x0), as_numpy(keep),
-            y.numpy(), z_out.numpy(), x_out.numpy(), ck.numpy(), save)  # fmt: skip
+        fwd(u.numel() * N, as_numpy(u), *coefs, as_numpy(Bm), as_numpy(CmT), as_numpy(z0), as_numpy(x0),
+            as_numpy(keep), y.numpy(), z_out.numpy(), x_out.numpy(), ck.numpy(), save)  # fmt: skip
         if save:
             ctx.save_for_backward(u, m11, m12, m21, m22, f1, f2, Bm, CmT, keep, ck)
             ctx.map_dtypes = (B_map.dtype, C_map.dtype)
@@ -237,8 +237,8 @@ class _FusedLayer(torch.autograd.Function):
         gu, gz0, gx0 = torch.empty_like(u), torch.empty_like(gz_end), torch.empty_like(gx_end)
         gcoef, gB, gCT = (torch.empty(shape, dtype=torch.float64) for shape in ((Bsz, 6, N), (Bsz, H, N), (Bsz, H, N)))
         coefs = [as_numpy(c) for c in (m11, m12, m21, m22, f1, f2)]
-        bwd(as_numpy(u), *coefs, as_numpy(Bm), as_numpy(CmT), as_numpy(keep), ck.numpy(), gy.numpy(),
-            gz_end.numpy(), gx_end.numpy(), *(g.numpy() for g in (gu, gz0, gx0, gcoef, gB, gCT)))  # fmt: skip
+        bwd(u.numel() * N, as_numpy(u), *coefs, as_numpy(Bm), as_numpy(CmT), as_numpy(keep), ck.numpy(),
+            gy.numpy(), gz_end.numpy(), gx_end.numpy(), *(g.numpy() for g in (gu, gz0, gx0, gcoef, gB, gCT)))  # fmt: skip
         gc = gcoef.sum(0).to(m11.dtype)
         B_dtype, C_dtype = ctx.map_dtypes
         return (None, gu, *gc.unbind(0), gB.sum(0).to(B_dtype), gCT.sum(0).T.to(C_dtype), gz0, gx0, None)

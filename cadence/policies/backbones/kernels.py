@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import types
 from collections.abc import Callable
 
 import torch
@@ -62,3 +63,36 @@ def compiled(build: Callable) -> Callable:
         return None if numba is None else build(numba)
 
     return functools.update_wrapper(kernels, build)
+
+
+PARALLEL_MIN_WORK = 1 << 22
+"""Work (inner-loop iterations: batch × steps × channels, times the length of an inner loop over states or inputs
+where the kernel has one) below which a kernel runs its serial build. numba's parallel build of a
+recurrence costs ~0.1 ms a call in thread wake-ups and compiles to slower code (measured on 2 cores: at
+8 × 16 × 256, 120 µs parallel against 16 µs serial; at 8 × 1024 × 256 the two are even at two threads; at
+16 × 8192 × 256 two threads take 22 ms against 37 ms)."""
+
+
+class Threaded:
+    """A kernel whose outer loop is ``numba.prange``, compiled twice: parallel over that loop, and serial (where
+    ``prange`` is ``range``). Calling it with the kernel's work (elements) first runs the parallel build only where
+    it pays: more than one numba thread (:func:`share_torch_threads`) and at least :data:`PARALLEL_MIN_WORK`."""
+
+    def __init__(self, numba, fn: Callable, **options):
+        self._numba = numba
+        self.parallel = numba.njit(parallel=True, **options)(fn)
+        # numba's disk cache keys a kernel by its qualified name and line, not its flags: the serial build
+        # compiles a copy of the function under a name of its own, or the two builds would load each other.
+        serial = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+        serial.__qualname__ = f"{fn.__qualname__}_serial"
+        self.serial = numba.njit(**options)(serial)
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, work: int, *args):
+        parallel = work >= PARALLEL_MIN_WORK and self._numba.get_num_threads() > 1
+        return (self.parallel if parallel else self.serial)(*args)
+
+
+def threaded(numba, **options) -> Callable[[Callable], Threaded]:
+    """Decorator form of :class:`Threaded`: ``@threaded(numba, cache=True, nogil=True)``."""
+    return lambda fn: Threaded(numba, fn, **options)

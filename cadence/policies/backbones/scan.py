@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .kernels import as_numpy, compiled, share_torch_threads
+from .kernels import as_numpy, compiled, share_torch_threads, threaded
 
 SCAN_METHODS = ("auto", "numba", "parallel", "loop")
 
@@ -156,7 +156,7 @@ def _numba_kernels(numba):
     # Parallel over batch rows; within a row the channel loop is innermost, over the whole
     # C-contiguous row and branch-free, so LLVM vectorizes it (splitting rows into channel blocks
     # made it scalar and 5x slower here). A batch of one therefore runs on one core.
-    @numba.njit(parallel=True, cache=True, nogil=True)
+    @threaded(numba, cache=True, nogil=True)
     def forward(u, m11, m12, m21, m22, f1, f2, z0, x0, keep, use_keep, xs, zs, save_z, z_out, x_out):
         B, L, N = u.shape
         for b in numba.prange(B):
@@ -181,7 +181,7 @@ def _numba_kernels(numba):
             z_out[b] = z
             x_out[b] = x
 
-    @numba.njit(parallel=True, cache=True, nogil=True)
+    @threaded(numba, cache=True, nogil=True)
     def backward(u, m11, m12, m21, m22, f1, f2, z0, x0, keep, use_keep, xs, zs, gxs, gz_end, gx_end, gu, gz0, gx0, gcoef):
         # The adjoint runs backwards in time. Hardware prefetchers stream memory forwards, so
         # time is cut into blocks of T steps: each block is first touched in ascending order (one
@@ -247,7 +247,7 @@ class _NumbaScan(torch.autograd.Function):
         use_keep = keep is not None
         keep_t = keep if use_keep else torch.ones((1, 1), dtype=z0.dtype)
         coefs = [as_numpy(c) for c in (m11, m12, m21, m22, f1, f2)]
-        fwd(as_numpy(u), *coefs, as_numpy(z0), as_numpy(x0), as_numpy(keep_t), use_keep,
+        fwd(B * L * N, as_numpy(u), *coefs, as_numpy(z0), as_numpy(x0), as_numpy(keep_t), use_keep,
             xs.numpy(), zs.numpy(), save, z_out.numpy(), x_out.numpy())  # fmt: skip
         if save:
             ctx.save_for_backward(u, m11, m12, m21, m22, f1, f2, z0, x0, keep_t, xs, zs)
@@ -267,7 +267,7 @@ class _NumbaScan(torch.autograd.Function):
         gz0, gx0 = torch.empty_like(z0), torch.empty_like(x0)
         gcoef = torch.empty((6, B, N), dtype=torch.float64)
         coefs = [as_numpy(c) for c in (m11, m12, m21, m22, f1, f2)]
-        bwd(as_numpy(u), *coefs, as_numpy(z0), as_numpy(x0), as_numpy(keep_t), ctx.use_keep,
+        bwd(B * L * N, as_numpy(u), *coefs, as_numpy(z0), as_numpy(x0), as_numpy(keep_t), ctx.use_keep,
             xs.numpy(), zs.numpy(), gxs.numpy(), gz_end.numpy(), gx_end.numpy(),
             gu.numpy(), gz0.numpy(), gx0.numpy(), gcoef.numpy())  # fmt: skip
         gc = gcoef.sum(1).to(m11.dtype)

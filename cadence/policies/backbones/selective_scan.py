@@ -27,7 +27,7 @@ import torch
 from mambapy.pscan import pscan
 from torch import Tensor
 
-from .kernels import as_numpy, compiled, share_torch_threads
+from .kernels import as_numpy, compiled, share_torch_threads, threaded
 
 SELECTIVE_SCANS = ("auto", "numba", "pscan", "loop")
 CHANNEL_BLOCK = 32
@@ -40,7 +40,7 @@ def _numba_kernels(numba):
     """The (forward, backward) kernels (called without arguments: :func:`.kernels.compiled`)."""
     import numpy as np
 
-    @numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
+    @threaded(numba, cache=True, nogil=True, fastmath=True)
     def forward(u, delta, A, Bs, Cs, h0, keep, use_keep, ys, h_out, ck, save):
         Bn, L, E = u.shape
         N = A.shape[1]
@@ -67,7 +67,7 @@ def _numba_kernels(numba):
                     ys[b, t, d] = acc
             h_out[b, d0:d1] = h
 
-    @numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
+    @threaded(numba, cache=True, nogil=True, fastmath=True)
     def backward(u, delta, A, Bs, Cs, keep, use_keep, ck, gy, gh_end, gu, gdelta, gB_part, gC_part, gA_part, gh0):
         # gB_part, gC_part (blocks, B, L, N): each job's sums over its own channels (summed over blocks after);
         # gA_part (B, ED, N) float64: each row's sums over time (summed over rows after).
@@ -139,7 +139,8 @@ class _NumbaSelectiveScan(torch.autograd.Function):
         use_keep = keep is not None
         keep = keep if use_keep else torch.ones((1, 1), dtype=u.dtype)
         ck = torch.empty((B, -(-L // CHECKPOINT), E, A.shape[1]) if save else (1, 1, 1, 1), dtype=u.dtype)
-        fwd(*map(as_numpy, (u, delta, A, Bs, Cs, h0, keep)), use_keep, ys.numpy(), h_out.numpy(), ck.numpy(), save)
+        work = u.numel() * A.shape[1]
+        fwd(work, *map(as_numpy, (u, delta, A, Bs, Cs, h0, keep)), use_keep, ys.numpy(), h_out.numpy(), ck.numpy(), save)
         if save:
             ctx.save_for_backward(u, delta, A, Bs, Cs, keep, ck)
             ctx.use_keep = use_keep
@@ -157,7 +158,8 @@ class _NumbaSelectiveScan(torch.autograd.Function):
         gu, gdelta, gh0 = torch.empty_like(u), torch.empty_like(u), torch.empty_like(gh_end)
         gB_part = torch.empty((blocks, B, L, A.shape[1]), dtype=u.dtype)
         gC_part, gA_part = torch.empty_like(gB_part), torch.empty((B, E, A.shape[1]), dtype=torch.float64)
-        bwd(*map(as_numpy, (u, delta, A, Bs, Cs, keep)), ctx.use_keep, ck.numpy(), gy.numpy(), gh_end.numpy(),
+        work = u.numel() * A.shape[1]
+        bwd(work, *map(as_numpy, (u, delta, A, Bs, Cs, keep)), ctx.use_keep, ck.numpy(), gy.numpy(), gh_end.numpy(),
             *(g.numpy() for g in (gu, gdelta, gB_part, gC_part, gA_part, gh0)))  # fmt: skip
         return None, gu, gdelta, gA_part.sum(0).to(A.dtype), gB_part.sum(0), gC_part.sum(0), gh0, None
 
