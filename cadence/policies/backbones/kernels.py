@@ -65,12 +65,12 @@ def compiled(build: Callable) -> Callable:
     return functools.update_wrapper(kernels, build)
 
 
-PARALLEL_MIN_WORK = 1 << 22
+PARALLEL_MIN_WORK = 1 << 20
 """Work (inner-loop iterations: batch × steps × channels, times the length of an inner loop over states or inputs
-where the kernel has one) below which a kernel runs its serial build. numba's parallel build of a
-recurrence costs ~0.1 ms a call in thread wake-ups and compiles to slower code (measured on 2 cores: at
-8 × 16 × 256, 120 µs parallel against 16 µs serial; at 8 × 1024 × 256 the two are even at two threads; at
-16 × 8192 × 256 two threads take 22 ms against 37 ms)."""
+where the kernel has one) below which a kernel runs its serial build. numba's parallel build costs ~0.1 ms a call
+in thread wake-ups and compiles to slower code: the LinOSS scan's forward at 8 × 16 × 256 took 120 µs parallel
+against 16 µs serial (2 cores, 2 threads); in whole BC training steps (``benchmarks/throughput.py``, B = 8,
+N = 128) the parallel build lost at L = 256 (0.26M) and won at L = 1024 (1.05M) and beyond."""
 
 
 class Threaded:
