@@ -31,7 +31,10 @@ the same statistics); the head's normalized action units map [-1, 1] onto the ac
 (``action_norm``). Rewards are scaled by a running std of the discounted return and clipped, as
 Gymnasium's ``NormalizeReward`` does; that only shapes training.
 
-Checkpoints (:mod:`.checkpoint`): ``best`` (the highest deterministic evaluation score) and ``last`` (with
+Evaluations follow the seed plan of :mod:`.seeds`, as in BC: those during training run on validation episodes
+and pick ``best``; the reported score is the final policy's on the evaluation episodes, never used to select.
+
+Checkpoints (:mod:`.checkpoint`): ``best`` (the highest deterministic validation score) and ``last`` (with
 the resume state: network, value head, critic, optimizer, schedule, statistics and the sampling generator)
 are ``save_pretrained`` directories of the policy, so any Cadence tool can load them. Environment state cannot be saved, so every ``fit`` and every write of
 ``last`` starts fresh episodes, seeded from (seed, iteration): a resumed run is the uninterrupted run,
@@ -71,7 +74,7 @@ from ..progress import progress_bar
 from .checkpoint import Checkpoints
 from .distributed import Distributed
 from .optim import RECURRENCE, param_groups, scheduler
-from .seeds import EVAL_SEED
+from .seeds import EVAL_SEED, VALIDATION_SEED
 from .tensorboard import Scalars
 
 log = logging.getLogger(__name__)
@@ -545,13 +548,16 @@ class PPOTrainer:
         return True
 
     # ------------------------------------------------------------------ training
-    def run_eval(self) -> dict:
-        """Deterministic (mean-action) episodes of the policy; the best score is saved to checkpoints/best."""
+    def evaluate(self, base: int) -> dict:
+        """Deterministic (mean-action) episodes of the policy on the env seeds from ``base`` (:mod:`.seeds`)."""
         c = self.cfg
         env_fns = [partial(make_env, self.env_cfg) for _ in range(c.eval_envs)]
-        result = evaluate(self.policy, env_fns, c.eval_episodes, seed=EVAL_SEED + self.seed,
-                          asynchronous=c.asynchronous).to_dict()  # fmt: skip
-        result |= {"step": self.global_step}
+        result = evaluate(self.policy, env_fns, c.eval_episodes, seed=base + self.seed, asynchronous=c.asynchronous)
+        return result.to_dict() | {"step": self.global_step}
+
+    def run_eval(self) -> dict:
+        """An evaluation on validation episodes; the best score is saved to checkpoints/best."""
+        result = self.evaluate(VALIDATION_SEED)
         self.ckpt.record(result, self.policy, self.global_step, self.history)
         return result
 
@@ -572,7 +578,8 @@ class PPOTrainer:
         return every > 0 and self.global_step // every > (self.global_step - self.cfg.batch_size) // every
 
     def fit(self) -> dict:
-        """Train to ``steps``; returns the last evaluation plus training return and steps/s."""
+        """Train to ``steps``; returns the final policy's evaluation on the evaluation episodes (the last validation
+        evaluation under ``validation``; {} when ``eval_every`` never came) plus training return and steps/s."""
         c, main = self.cfg, self.dist.is_main
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -603,6 +610,7 @@ class PPOTrainer:
                 bar.set_postfix(ret=f"{metrics.get('episodic_return', float('nan')):.1f}", sps=f"{sps:.0f}")
                 bar.update(c.batch_size)
         scalars.close()
+        final = self.evaluate(EVAL_SEED) | {"validation": last_eval} if main and last_eval else {}
         train_return = float(np.mean([r for r, _ in recent])) if recent else float("nan")
-        return self.dist.broadcast(last_eval | {"train_return": train_return, "steps_per_s": sps})
+        return self.dist.broadcast(final | {"train_return": train_return, "steps_per_s": sps})
 

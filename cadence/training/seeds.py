@@ -4,9 +4,10 @@ A run's training seed ``seed`` (``cadence-train seed=``: torch, the batches) als
 episodes: an evaluation on ``envs`` sub-envs resets sub-env ``i`` with ``BASE + seed + i`` once (later episodes
 follow from that reset), so its episodes are :func:`episode_seeds` ``(BASE, seed, envs)``:
 
-* **validation** episodes (``VALIDATION_SEED``): the evaluations during BC training, which pick
+* **validation** episodes (``VALIDATION_SEED``): the evaluations during BC and PPO training, which pick
   ``checkpoints/best`` and make the learning curves;
-* **evaluation** episodes (``EVAL_SEED``): the final evaluation of BC's last checkpoint (a run's reported score)
+* **evaluation** episodes (``EVAL_SEED``): the final evaluation of a BC run's last checkpoint or a PPO run's final
+  policy (a run's reported score)
   and, in a comparison, the robustness evaluations of its ``best``, chosen on validation episodes only;
 * **tuning** (``TUNING_SEED``): the training seeds of a comparison's tuning cells (the learning-rate sweep) start
   here, above every evaluation seed of a grid (``seeds``, below it);

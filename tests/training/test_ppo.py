@@ -15,6 +15,7 @@ from cadence.policies import PolicyConfig, SequencePolicy, make_policy
 from cadence.policies.backbones import REGISTRY
 from cadence.training import train_ppo
 from cadence.training.ppo import Batch, PPOConfig, PPOTrainer, gae
+from cadence.training.seeds import EVAL_SEED, VALIDATION_SEED
 
 ENV = "invertedpendulum"
 # small, non-trivial sizes: a transformer context and an MLP frame stack shorter than a chunk
@@ -106,11 +107,28 @@ def test_learns_inverted_pendulum_and_saves_a_self_contained_policy(tmp_path):
     trainer.close()
     baseline = max(random_return(10, seed=10_000), untrained)
     assert result["mean_return"] > 5 * baseline, (result["mean_return"], baseline)
-    # checkpoints/best is a plain SequencePolicy checkpoint: normalization inside, same deterministic return
+    # checkpoints/best is a plain SequencePolicy checkpoint, chosen on validation episodes: normalization
+    # inside, the same deterministic return on the validation episodes that chose it
     loaded = SequencePolicy.from_pretrained(tmp_path / "checkpoints" / "best")
     assert not torch.equal(loaded.obs_norm.std, torch.ones_like(loaded.obs_norm.std))
-    again = evaluate(loaded, [lambda: make_env(ENV)] * 5, 10, seed=10_000).mean_return
-    assert again == pytest.approx(result["mean_return"])
+    chosen = max(trainer.history, key=lambda r: r["score"])
+    again = evaluate(loaded, [lambda: make_env(ENV)] * 5, 10, seed=VALIDATION_SEED).mean_return
+    assert again == pytest.approx(chosen["mean_return"])
+
+
+def test_evaluations_follow_the_seed_plan(tmp_path):
+    """Validation episodes during training (they pick ``best``); the reported score is the final policy's on the
+    evaluation episodes, which nothing selects on."""
+    trainer = make_trainer(tmp_path, seed=2, steps=144, eval_every=72)
+    seeds = []
+    real = trainer.evaluate
+    trainer.evaluate = lambda base: seeds.append(base) or real(base)
+    result = trainer.fit()
+    trainer.close()
+    assert seeds == [VALIDATION_SEED, VALIDATION_SEED, EVAL_SEED]
+    assert result["validation"] == trainer.history[-1] and len(trainer.history) == 2
+    final = evaluate(trainer.policy, [lambda: make_env(ENV)] * 3, 3, seed=EVAL_SEED + 2)
+    assert result["returns"] == final.to_dict()["returns"]
 
 
 def test_resume_continues_exactly(tmp_path):
