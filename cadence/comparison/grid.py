@@ -399,15 +399,39 @@ class Task:
         return [f"env={self.env}"] + [f"env.kwargs.{k}={override_value(v)}" for k, v in self.kwargs.items()]
 
 
+BUDGET_TAG = "@steps"
+"""``TASK@stepsN`` is task ``TASK`` trained for N gradient steps (every arm alike), on TASK's own dataset: the
+cells of a larger budget, apart from TASK's own (the budget rule's rounds: :func:`budget_name`)."""
+
+
+def budget_task(name: str) -> tuple[str, int | None]:
+    """``TASK@stepsN`` -> (TASK, N); a name without the tag -> (name, None)."""
+    base, tag, steps = name.partition(BUDGET_TAG)
+    if not tag:
+        return name, None
+    if not steps.isdigit() or int(steps) < 1:
+        raise ValueError(f"task {name!r}: a budget tag is {BUDGET_TAG}N with N > 0 gradient steps, e.g. "
+                         f"{base}{BUDGET_TAG}6000")  # fmt: skip
+    return base, int(steps)
+
+
+def budget_name(task: str, steps: int) -> str:
+    """The name of ``task`` (a name without a budget tag) trained for ``steps`` gradient steps."""
+    return f"{task}{BUDGET_TAG}{steps}"
+
+
 def resolve_task(name: str, variants: DictConfig | dict | None) -> Task:
-    """Task ``name``: an entry of ``variants`` or, failing that, the env config of that name."""
+    """Task ``name``: an entry of ``variants`` or, failing that, the env config of that name (``TASK@stepsN``:
+    TASK's, under the tagged name)."""
     specs = OmegaConf.to_container(variants, resolve=True) if isinstance(variants, DictConfig) else dict(variants or {})
-    return to_dataclass(Task, {"name": name} | specs.get(name, {"env": name}), f"variants.{name}", drop=())
+    base = budget_task(name)[0]
+    return to_dataclass(Task, {"name": name} | specs.get(base, {"env": base}), f"variants.{base}", drop=())
 
 
 def demonstrations_task(name: str, variants: DictConfig | dict | None) -> Task:
-    """The task whose dataset task ``name`` trains on: its ``demonstrations`` task, or itself."""
-    task = resolve_task(name, variants)
+    """The task whose dataset task ``name`` trains on: its ``demonstrations`` task, or itself (``TASK@stepsN``:
+    TASK's)."""
+    task = resolve_task(budget_task(name)[0], variants)
     if task.demonstrations is None:
         return task
     source = resolve_task(task.demonstrations, variants)
@@ -415,6 +439,24 @@ def demonstrations_task(name: str, variants: DictConfig | dict | None) -> Task:
         raise ValueError(f"variants.{name}.demonstrations names {source.name}, which trains on the demonstrations "
                          f"of {source.demonstrations} itself: name {source.demonstrations}")  # fmt: skip
     return source
+
+
+@dataclass
+class Budget:
+    """``budget`` in ``cadence/configs/compare.yaml``: issue 20's budget rule (:func:`.stats.convergence`), enforced
+    by :func:`.protocol.extend_budgets`."""
+
+    rounds: int = 0
+    """How many times a task whose best arm's learning curve has not converged is trained again, every arm and seed,
+    at ``factor`` × its steps (``TASK@stepsN`` cells); 0: the rule is only reported."""
+    factor: int = 2
+    """The budget of a round over the one before it."""
+
+    def __post_init__(self):
+        if not (isinstance(self.rounds, int) and self.rounds >= 0):
+            raise ValueError(f"budget.rounds={self.rounds!r} must be an integer >= 0 (0: report the rule only)")
+        if not (isinstance(self.factor, int) and self.factor >= 2):
+            raise ValueError(f"budget.factor={self.factor!r} must be an integer >= 2 (each round's steps over the last's)")
 
 
 @dataclass(frozen=True)
@@ -443,8 +485,9 @@ class Cell:
 
 def task_settings(cfg: DictConfig, task: str) -> tuple[DictConfig, dict]:
     """The grid's ``collect`` and ``train`` settings for ``task``: its ``per_task.TASK`` entry merged over
-    the grid's own (``train``: any BC setting, :class:`~cadence.training.bc.BCConfig`). They hold for every arm
-    alike, so the backbones still share one budget per task."""
+    the grid's own (``train``: any BC setting, :class:`~cadence.training.bc.BCConfig`); ``TASK@stepsN``: TASK's,
+    at ``steps`` N. They hold for every arm alike, so the backbones still share one budget per task."""
+    task, steps = budget_task(task)
     own = OmegaConf.to_container(cfg.per_task, resolve=True).get(task) or {}
     if extra := sorted(set(own) - {"collect", "train"}):
         raise ValueError(f"per_task.{task}.{extra[0]} is not a setting of a task: per_task.{task} takes collect "
@@ -455,7 +498,7 @@ def task_settings(cfg: DictConfig, task: str) -> tuple[DictConfig, dict]:
                              f"{sorted(known)}")  # fmt: skip
     collect = OmegaConf.merge(cfg.collect, own.get("collect") or {})
     train = OmegaConf.to_container(cfg.train, resolve=True) | (own.get("train") or {})
-    return collect, train
+    return collect, train | ({"steps": steps} if steps else {})
 
 
 def grid_cells(cfg: DictConfig, backbones: list[str] | None = None) -> tuple[list[Cell], dict[str, Arm]]:
@@ -484,4 +527,5 @@ def check_grid(cfg: DictConfig) -> list[str]:
     else:
         check_seeds(list(cfg.seeds), [], envs)
     check_device(cfg.device)
+    to_dataclass(Budget, cfg.budget, "budget")
     return tasks

@@ -16,6 +16,10 @@ each arm's values (:func:`tune`); then the grid's cells, with those values. Unfi
 The demo (:func:`run_demo`): the grid of ``demo.yaml`` (two horizons of the cue task, one seed, four backbones),
 then one sentence on what its memory section shows.
 
+The budget rule (``budget.rounds`` > 0, :func:`extend_budgets`): after the grid's cells, every task whose best
+arm's learning curve still rises is trained again at a larger budget (cells ``TASK@stepsN``), round by round; the
+report is of each task's last round.
+
 ``finished_only=true`` reports the cells already finished (a grid in progress, e.g. one committed cell by cell
 across sessions) and trains nothing.
 """
@@ -32,10 +36,10 @@ from omegaconf import DictConfig
 
 from ..configs import to_dataclass
 from .cells import dataset_for, finished_cell, run_cell
-from .grid import (Cell, LRSweep, check_grid, demonstrations_task, grid_cells, resolve_arms, resolve_task,
-                   task_settings)  # fmt: skip
+from .grid import (Budget, Cell, LRSweep, budget_name, check_grid, demonstrations_task, grid_cells, resolve_arms,
+                   resolve_task, task_settings)  # fmt: skip
 from .report import grid_plots, grid_text, memory_reading, memory_tasks, sweep_text, write_report
-from .stats import memory_summary, summarize
+from .stats import memory_summary, summarize, task_convergence
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +74,7 @@ class Datasets(dict):
         self.cfg, self.sources = cfg, {t: demonstrations_task(t, cfg.variants) for t in tasks}
 
     def __missing__(self, task: str) -> Path:
-        source = self.sources[task]
+        source = self.sources.get(task) or demonstrations_task(task, self.cfg.variants)  # TASK@stepsN: TASK's
         self[task] = dataset_for(source, Path(self.cfg.out), task_settings(self.cfg, source.name)[0], seed=0)
         return self[task]
 
@@ -115,6 +119,36 @@ def tune(cfg: DictConfig, datasets: dict, argv: list[str], launcher: list[str] |
     return [t.name for t in tunings], sweep_text(sweep, tunings)
 
 
+def extend_budgets(cfg: DictConfig, results: list[dict], arms: dict, datasets: Datasets, argv: list[str],
+                   launcher: list[str] | None) -> tuple[list[dict], dict[str, list[dict]]]:  # fmt: skip
+    """The budget rule, enforced (``cfg.budget``: :class:`~.grid.Budget`): round after round, every task whose best
+    arm's learning curve has not converged (:func:`~.stats.task_convergence`) is trained again, every arm and seed, at
+    ``factor`` × its steps (cells ``TASK@stepsN``, through ``launcher`` when given), and those cells replace the
+    task's earlier ones, up to ``rounds`` times. Returns the final cells, named by their tasks (each keeps its
+    ``train.steps``), and each task's rounds ``{TASK: [{steps, arm, gain, converged}, ...]}`` (empty without
+    rounds)."""
+    budget = to_dataclass(Budget, cfg.budget, "budget")
+    if not budget.rounds:
+        return results, {}
+    by_task = {t: [r for r in results if r["task"] == t] for t in cfg.tasks}
+    rounds: dict[str, list[dict]] = {t: [] for t in cfg.tasks}
+    for n in range(budget.rounds + 1):
+        todo = {}
+        for task, runs in by_task.items():
+            steps = task_settings(cfg, runs[0]["task"] if runs else task)[1]["steps"]
+            rounds[task].append({"steps": steps} | (task_convergence(runs) or {"converged": None}))
+            if n < budget.rounds and rounds[task][-1]["converged"] is False:
+                todo[task] = budget_name(task, steps * budget.factor)
+        if not todo:
+            break
+        log.info("budget rule, round %d: %s", n + 1, ", ".join(f"{t} -> {name}" for t, name in todo.items()))
+        cells = [Cell(name, arm, seed) for name in todo.values() for seed in cfg.seeds for arm in arms]
+        extended = run_cells(cfg, cells, arms, datasets, argv, launcher)
+        by_task |= {t: [r for r in extended if r["task"] == name] for t, name in todo.items()}
+    final = [r | {"task": t} for t, runs in by_task.items() for r in runs]
+    return final, rounds
+
+
 def run_compare(cfg: DictConfig, argv: list[str], launcher: list[str] | None = None, profile: str = "full",
                 command: list[str] | None = None) -> dict:  # fmt: skip
     """The grid of ``cfg`` (a composed ``compare.yaml``) and its report (``OUT/results.md``, ``summary.json``,
@@ -135,8 +169,10 @@ def run_compare(cfg: DictConfig, argv: list[str], launcher: list[str] | None = N
     datasets = Datasets(cfg, tasks)  # a task may train on another's dataset (variants.TASK.demonstrations)
     backbones, sweep = tune(cfg, datasets, argv, launcher) if cfg.lr_sweep else (None, "")
     cells, arms = grid_cells(cfg, backbones)
-    results = run_cells(cfg, cells, arms, datasets, argv, launcher)
+    results, rounds = extend_budgets(cfg, run_cells(cfg, cells, arms, datasets, argv, launcher), arms, datasets, argv,
+                                     launcher)  # fmt: skip
     summary, memory_stats = summarize(results, unranked=memory), memory_summary(results, memory, levels)
+    summary["budget_rounds"] = rounds
     progress = (len(results), len(cells)) if cfg.finished_only else None
     text = grid_text(cfg, summary, command or ["cadence-compare", *argv], profile, tasks, time.perf_counter() - t0,
                      sweep, memory_stats, results, progress)  # fmt: skip

@@ -58,6 +58,12 @@ def markdown(summary: dict) -> str:
                   "|---|---|---|---|"]  # fmt: skip
         lines += [f"| {t} | {c['arm']} | {c['gain']:+.1f} | {'yes' if c['converged'] else 'no: curves still rise'} |"
                   for t, c in converged.items()]  # fmt: skip
+    if rounds := {t: r for t, r in summary.get("budget_rounds", {}).items() if len(r) > 1}:
+        lines += ["", "The budget rule's rounds (`budget.rounds`: a task that had not converged was trained again, every "
+                  "arm and seed, at a larger budget; the tables above are its last round's): steps, then the best arm's "
+                  "gain over the last 20 % of them:", "", "| task | rounds |", "|---|---|"]  # fmt: skip
+        lines += [f"| {t} | " + " → ".join(f"{x['steps']} ({x['gain']:+.1f})" if x.get("gain") is not None
+                                           else f"{x['steps']} (–)" for x in r) + " |" for t, r in rounds.items()]  # fmt: skip
     with_success = [t for t in tasks if any(c["success_rate"] is not None for (ct, _), c in summary["cells"].items()
                                             if ct == t)]  # fmt: skip
     if with_success:  # the normalized score can credit a policy that never completes the task

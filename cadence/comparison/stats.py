@@ -125,6 +125,12 @@ def convergence(curves: dict[str, dict[str, list[float]]], gain: float = CONVERG
     return {"arm": best, "gain": float(rise), "converged": bool(rise < gain)}
 
 
+def task_convergence(runs: list[dict]) -> dict | None:
+    """:func:`convergence` of one task's cells (cell JSONs of any arms and seeds)."""
+    arms = dict.fromkeys(r["backbone"] for r in runs)
+    return convergence({b: learning_curve([r for r in runs if r["backbone"] == b]) for b in arms})
+
+
 def equal_seconds(runs_by_arm: dict[str, list[dict]], budget_s: float | None = None) -> dict:
     """One task's arms compared at equal training seconds (issue 20's equal-compute view), from their cells'
     evaluation histories ``{ARM: [cell JSON, ...]}``: the budget T is ``budget_s``, by default the median over arms

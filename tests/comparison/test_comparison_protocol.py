@@ -134,3 +134,46 @@ def test_finished_only_refuses_a_grid_with_tuning(tmp_path):
     overrides = [f"out={tmp_path}", "finished_only=true"]  # compare.yaml's default grid tunes (lr_sweep)
     with pytest.raises(ValueError, match="finished_only=true reports a grid without tuning"):
         run_compare(compose("compare", overrides), overrides)
+
+
+def test_the_budget_rule_trains_a_task_that_has_not_converged_again_at_a_larger_budget(dataset, tmp_path, monkeypatch):
+    from cadence.comparison import protocol
+
+    out = tmp_path / "compare"
+    shutil.copytree(dataset, out / "datasets" / TASK)
+    overrides = [f"out={out}", f"tasks=[{TASK}]", "seeds=[0]", "backbones=[mlp]", "param_budget=5000",
+                 "lr_sweep=null", "robustness={}", "collect.episodes=3", "train.steps=10", "train.batch_size=8",
+                 "train.window=8", "train.eval_every=5", "train.eval_episodes=2", "train.eval_envs=1",
+                 "budget.rounds=1"]  # fmt: skip
+    seen = []  # the cells each round judged; every round "still rising", so exactly one more round runs
+
+    def rising(runs):
+        seen.append(sorted({r["task"] for r in runs}))
+        return {"arm": "mlp", "gain": 5.0, "converged": False}
+
+    monkeypatch.setattr(protocol, "task_convergence", rising)
+    summary = run_compare(compose("compare", overrides), overrides)
+    assert seen == [[TASK], [f"{TASK}@steps20"]]
+    longer = json.loads((out / "cells" / f"{TASK}@steps20" / "mlp" / "seed0.json").read_text())
+    assert longer["train"]["steps"] == 20 and longer["history"][-1]["step"] == 20
+    assert sorted(p.name for p in (out / "datasets").iterdir()) == [TASK]  # the larger budget reuses the task's data
+    assert summary["cells"][(TASK, "mlp")]["curve"]["step"][-1] == 20  # the tables report the last round
+    assert [r["steps"] for r in summary["budget_rounds"][TASK]] == [10, 20]
+    assert f"| {TASK} | 10 (+5.0) → 20 (+5.0) |" in (out / "results.md").read_text()
+    monkeypatch.undo()
+    again = [*overrides[:-1], "budget.rounds=0"]  # the rule reported only: the first round's cells, as before
+    assert run_compare(compose("compare", again), again)["cells"][(TASK, "mlp")]["curve"]["step"][-1] == 10
+
+
+def test_budget_tags_and_settings_are_checked():
+    from cadence.comparison.grid import Budget, budget_task, task_settings
+
+    assert budget_task("hopper_p@steps6000") == ("hopper_p", 6000) and budget_task("hopper_p") == ("hopper_p", None)
+    with pytest.raises(ValueError, match="@stepsN with N > 0"):
+        budget_task("hopper_p@steps0")
+    cfg = compose("compare", ["+per_task.hopper_p={train: {eval_every: 7}}"])
+    assert task_settings(cfg, "hopper_p@steps9")[1] | {} == task_settings(cfg, "hopper_p")[1] | {"steps": 9}
+    assert demonstrations_task("hopper_p@steps9", cfg.variants).name == "hopper_p"
+    for bad, match in (({"rounds": -1}, "budget.rounds"), ({"factor": 1}, "budget.factor")):
+        with pytest.raises(ValueError, match=match):
+            Budget(**bad)
