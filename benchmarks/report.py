@@ -34,7 +34,7 @@ def write_section(path: Path, heading: str, section: str) -> None:
         new = old.rstrip() + "\n\n" + section
     else:
         end = old.find("\n## ", start + len(heading))
-        new = old[:start] + section + (old[end + 1 :] if end >= 0 else "")
+        new = old[:start] + (section.rstrip() + "\n\n" + old[end + 1 :] if end >= 0 else section)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(new)
     tmp.replace(path)
