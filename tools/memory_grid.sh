@@ -6,16 +6,19 @@
 #   PROFILE: memory (default) | memory_validity (run after memory: it trains on memory's datasets);  THREADS:
 #   torch/numba threads of the one process (default 1, which leaves the machine's other core free).
 # Both profiles run into docs/comparison/memory; each one's report is also copied to docs/comparison/memory/PROFILE.md.
+# Any other grid resumes across sessions the same way with GRID_OUT set, e.g. the BC grid of issue 20:
+#   GRID_OUT=docs/comparison/bc bash tools/memory_grid.sh full 1 budget.rounds=2
 set -euo pipefail
 profile="${1:-memory}"; threads="${2:-1}"; shift $(( $# > 2 ? 2 : $# ))
-out="docs/comparison/memory"
+out="${GRID_OUT:-docs/comparison/memory}"
 export OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads" NUMBA_NUM_THREADS="$threads"
 python="${CADENCE_PYTHON:-.venv/bin/python}"; cadence_compare="$(dirname "$python")/cadence-compare"
 mapfile -t tasks < <("$python" - "$profile" <<'PY'
 import sys
 from cadence.configs import compose
 cfg = compose("compare", [f"profile={sys.argv[1]}"])
-order = lambda t: (cfg.variants[t].kwargs.get("delay_steps", cfg.variants[t].kwargs.get("lag_steps", 0)), t)
+kwargs = lambda t: (cfg.variants.get(t) or {}).get("kwargs", {})  # an env config that is no variant has none
+order = lambda t: (kwargs(t).get("delay_steps", kwargs(t).get("lag_steps", 0)), t)
 print("\n".join(sorted(cfg.tasks, key=order)))  # the shortest horizons, the cheapest cells, first
 PY
 )
@@ -29,7 +32,7 @@ commit() {  # commit PATH's changes alone (other staged work is left as it is); 
 }
 for task in "${tasks[@]}"; do
     "$cadence_compare" "profile=$profile" "tasks=[$task]" "out=$out" "report=$out/$profile.md" "$@"
-    commit "$out/cells/$task" "Memory grid ($profile): $task cells"
+    commit "$out/cells" "Memory grid ($profile): $task cells"   # the whole folder: a sweep's trials are cells too
 done
 "$cadence_compare" "profile=$profile" "out=$out" "report=$out/$profile.md" "$@"   # every cell done: the whole report
 commit "$out" "Memory grid ($profile): report"
