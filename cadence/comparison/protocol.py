@@ -132,11 +132,12 @@ def extend_budgets(cfg: DictConfig, results: list[dict], arms: dict, datasets: D
         return results, {}
     by_task = {t: [r for r in results if r["task"] == t] for t in cfg.tasks}
     rounds: dict[str, list[dict]] = {t: [] for t in cfg.tasks}
+    current = {t: t for t in cfg.tasks}  # the name of each task's latest round
     for n in range(budget.rounds + 1):
         todo = {}
-        for task, runs in by_task.items():
-            steps = task_settings(cfg, runs[0]["task"] if runs else task)[1]["steps"]
-            rounds[task].append({"steps": steps} | (task_convergence(runs) or {"converged": None}))
+        for task in current:  # the tasks trained in the last round (all of them at first)
+            steps = task_settings(cfg, current[task])[1]["steps"]
+            rounds[task].append({"steps": steps} | (task_convergence(by_task[task]) or {"converged": None}))
             if n < budget.rounds and rounds[task][-1]["converged"] is False:
                 todo[task] = budget_name(task, steps * budget.factor)
         if not todo:
@@ -145,6 +146,7 @@ def extend_budgets(cfg: DictConfig, results: list[dict], arms: dict, datasets: D
         cells = [Cell(name, arm, seed) for name in todo.values() for seed in cfg.seeds for arm in arms]
         extended = run_cells(cfg, cells, arms, datasets, argv, launcher)
         by_task |= {t: [r for r in extended if r["task"] == name] for t, name in todo.items()}
+        current = todo
     final = [r | {"task": t} for t, runs in by_task.items() for r in runs]
     return final, rounds
 

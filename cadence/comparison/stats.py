@@ -200,7 +200,7 @@ def summarize(results: list[dict], unranked: Collection[str] = (), reference: st
             ranked_by[b] = ranked
         else:  # every task of this backbone is unranked
             per_backbone[b] = {"iqm": np.nan, "ci": (np.nan, np.nan), "n": 0}
-    converged = {t: convergence({b: c["curve"] for (task, b), c in per_cell.items() if task == t}) for t in tasks}
+    converged = {t: task_convergence([r for r in results if r["task"] == t]) for t in tasks}
     timed = {t: equal_seconds({b: [r for r in results if r["task"] == t and r["backbone"] == b] for b in backbones})
              for t in tasks}  # fmt: skip
     return {"tasks": tasks, "backbones": backbones, "cells": per_cell, "aggregate": per_backbone,
