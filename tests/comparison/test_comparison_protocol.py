@@ -177,3 +177,19 @@ def test_budget_tags_and_settings_are_checked():
     for bad, match in (({"rounds": -1}, "budget.rounds"), ({"factor": 1}, "budget.factor")):
         with pytest.raises(ValueError, match=match):
             Budget(**bad)
+
+
+def test_a_converged_task_is_judged_once_while_another_gets_more_rounds(dataset, tmp_path, monkeypatch):
+    from cadence.comparison import protocol
+
+    out = tmp_path / "compare"
+    shutil.copytree(dataset, out / "datasets" / TASK)
+    overrides = [f"out={out}", f"tasks=[{TASK},ip2]", "seeds=[0]", "backbones=[mlp]", "param_budget=5000",
+                 "lr_sweep=null", "robustness={}", "collect.episodes=3", "train.steps=10", "train.batch_size=8",
+                 "train.window=8", "train.eval_every=5", "train.eval_episodes=2", "train.eval_envs=1",
+                 "budget.rounds=2", f"+variants.ip2={{env: invertedpendulum_p, demonstrations: {TASK}}}"]  # fmt: skip
+    monkeypatch.setattr(protocol, "task_convergence",
+                        lambda runs: {"arm": "mlp", "gain": 5.0, "converged": runs[0]["task"] == "ip2"})
+    summary = run_compare(compose("compare", overrides), overrides)
+    assert [r["steps"] for r in summary["budget_rounds"]["ip2"]] == [10]
+    assert [r["steps"] for r in summary["budget_rounds"][TASK]] == [10, 20, 40]
