@@ -33,8 +33,9 @@ ROWS = {"linoss": ("linoss", {}), "gru": ("gru", {}), "transformer": ("transform
 BUDGET = 100_000
 
 
-def measure(row: str, L: int, batch: int, seconds: float) -> dict:
-    """Train steps of ``row``'s policy on random windows for about ``seconds`` (at least 2) after a warm-up step."""
+def measure(row: str, L: int, batch: int, seconds: float, profile: bool = False) -> dict:
+    """Train steps of ``row``'s policy on random windows for about ``seconds`` (at least 2) after a warm-up step;
+    with ``profile``, then 20 more under ``torch.profiler``, whose table (self CPU time per op) is printed."""
     from cadence.configs import compose, to_dataclass
     from cadence.envs import make_env
     from cadence.perf import PeakMemory
@@ -71,6 +72,11 @@ def measure(row: str, L: int, batch: int, seconds: float) -> dict:
             step()
             steps += 1
         elapsed = time.perf_counter() - t0
+    if profile:
+        with torch.profiler.profile() as prof:
+            for _ in range(20):
+                step()
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
     return {"samples_per_s": steps * batch * L / elapsed, "peak_mb": memory.peak_mb,
             "params": sum(p.numel() for p in policy.parameters())}  # fmt: skip
 
@@ -96,9 +102,14 @@ def main() -> None:
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
     parser.add_argument("--write", action="store_true", help="replace the section of docs/benchmarks.md")
     parser.add_argument("--cell", nargs=2, metavar=("ROW", "L"), help=argparse.SUPPRESS)  # one measurement
+    parser.add_argument("--profile", nargs=2, metavar=("ROW", "L"), help="profile one cell in this process (--threads)")
     args = parser.parse_args()
     if args.cell:
         print(json.dumps(measure(args.cell[0], int(args.cell[1]), args.batch, args.seconds)))
+        return
+    if args.profile:
+        torch.set_num_threads(args.threads)
+        print(json.dumps(measure(args.profile[0], int(args.profile[1]), args.batch, args.seconds, profile=True)))
         return
     run = Run()
     lines = ["| backbone | L | params | alone (samples/s) | peak MiB | two at once (samples/s each) | two / alone |",

@@ -69,7 +69,7 @@ PARALLEL_MIN_WORK = 1 << 20
 """Work (inner-loop iterations: batch × steps × channels, times the length of an inner loop over states or inputs
 where the kernel has one) below which a kernel runs its serial build. numba's parallel build costs ~0.1 ms a call
 in thread wake-ups and compiles to slower code: the LinOSS scan's forward at 8 × 16 × 256 took 120 µs parallel
-against 16 µs serial (2 cores, 2 threads); in whole BC training steps (``benchmarks/throughput.py``, B = 8,
+against 16 µs serial (2 cores, 2 threads; the two builds of ``scan._numba_kernels()`` timed directly); in whole BC training steps (``benchmarks/throughput.py``, B = 8,
 N = 128) the parallel build lost at L = 256 (0.26M) and won at L = 1024 (1.05M) and beyond."""
 
 
