@@ -30,7 +30,7 @@ from typing import NamedTuple
 from omegaconf import DictConfig, OmegaConf
 
 from ..configs import CONFIG_DIR, check_device, compose, to_dataclass
-from ..training.bc import BCConfig
+from ..training.run import ALGOS
 from ..training.seeds import TUNING_SEED, seed_clashes
 
 
@@ -308,10 +308,11 @@ class SearchSpace:
         return Tuning(self, curves, best, [])
 
 
-def own_values(arm: Arm, train: dict, tags: list[str]) -> dict[str, float]:
-    """``arm``'s own value of each of ``tags`` (:func:`tag_key`) in its BC train config: the grid's ``train``
-    settings (keys of ``algo``) under the arm's overrides; one that is not a number raises a ValueError."""
-    cfg = compose("train", ["algo=bc", *(f"algo.{k}={override_value(v)}" for k, v in train.items()),
+def own_values(arm: Arm, train: dict, tags: list[str], algo: str = "bc") -> dict[str, float]:
+    """``arm``'s own value of each of ``tags`` (:func:`tag_key`) in its train config of algorithm ``algo``: the
+    grid's ``train`` settings (keys of ``algo``) under the arm's overrides; one that is not a number raises a
+    ValueError."""
+    cfg = compose("train", [f"algo={algo}", *(f"algo.{k}={override_value(v)}" for k, v in train.items()),
                             *arm.train_overrides()])  # fmt: skip
     values = {t: OmegaConf.select(cfg, tag_key(arm, t)) for t in tags}
     if bad := {t: v for t, v in values.items() if not _is_number(v)}:
@@ -347,9 +348,10 @@ class LRSweep:
         share env seeds with their final evaluations (:func:`check_seeds`)."""
         check_seeds(seeds, [self.seed], envs)
 
-    def spaces(self, arms: list[Arm], specs: DictConfig | dict, train: dict) -> list[SearchSpace]:
+    def spaces(self, arms: list[Arm], specs: DictConfig | dict, train: dict, algo: str = "bc") -> list[SearchSpace]:
         """The search space of each of ``arms`` (untagged; ``specs``: the grid's ``arms``, ``train``: its train
-        settings, which fix the arms' own values, :func:`own_values`), all with one trial budget: the learning
+        settings of algorithm ``algo``, which fix the arms' own values, :func:`own_values`), all with one trial
+        budget: the learning
         rate's full allowance (``lrs`` and ``max_extensions``) plus the most knob values any arm has beyond its own
         values; an arm with fewer spends the rest on its learning rate (:func:`sweep_step`). A ``search`` entry that
         names no arm or policy config, an unknown tag, or an arm named with tags is refused."""
@@ -363,7 +365,7 @@ class LRSweep:
         knobs, own = {a.name: self.search.knobs(a) for a in arms}, {}
         for a in arms:
             try:
-                own[a.name] = own_values(a, train, ["lr", *knobs[a.name]])
+                own[a.name] = own_values(a, train, ["lr", *knobs[a.name]], algo)
             except ValueError as e:
                 raise ValueError(f"lr_sweep.search: {e}") from None
         extra = {a: sum(not math.isclose(v, own[a][t]) for t, vs in ks.items() for v in vs) for a, ks in knobs.items()}
@@ -441,6 +443,14 @@ def demonstrations_task(name: str, variants: DictConfig | dict | None) -> Task:
     return source
 
 
+def source_task(name: str, variants: DictConfig | dict | None, algo: str) -> Task:
+    """The task whose source (:mod:`.cells`) the cells of task ``name`` train from: with ``bc`` its
+    :func:`demonstrations_task`, with ``ppo`` the task itself (``TASK@stepsN``: TASK)."""
+    if algo == "bc":
+        return demonstrations_task(name, variants)
+    return resolve_task(budget_task(name)[0], variants)
+
+
 @dataclass
 class Budget:
     """``budget`` in ``cadence/configs/compare.yaml``: issue 20's budget rule (:func:`.stats.convergence`), enforced
@@ -483,22 +493,38 @@ class Cell:
         return cls(parts[0], parts[1], int(parts[2]))
 
 
+def check_algo(cfg: DictConfig) -> str:
+    """The grid's training algorithm ``cfg.algorithm`` (``bc``: behavior cloning on the task's demonstrations; ``ppo``: recurrent
+    PPO on the task itself, the RL track); another raises a ValueError naming the choices."""
+    algo = cfg.get("algorithm", "bc")
+    if algo not in ALGOS:
+        raise ValueError(f"algorithm={algo!r} is not a training algorithm of the grid: choose one of {sorted(ALGOS)}")
+    return algo
+
+
 def task_settings(cfg: DictConfig, task: str) -> tuple[DictConfig, dict]:
     """The grid's ``collect`` and ``train`` settings for ``task``: its ``per_task.TASK`` entry merged over
-    the grid's own (``train``: any BC setting, :class:`~cadence.training.bc.BCConfig`); ``TASK@stepsN``: TASK's,
-    at ``steps`` N. They hold for every arm alike, so the backbones still share one budget per task."""
+    the grid's own (``train``: any setting of the grid's algorithm, :class:`~cadence.training.bc.BCConfig` or
+    :class:`~cadence.training.ppo.PPOConfig`; a null value leaves the algorithm's own default, which is how a
+    profile of the other algorithm drops a key of ``compare.yaml``'s ``train``); ``TASK@stepsN``: TASK's, at
+    ``steps`` N. They hold for every arm alike, so the backbones still share one budget per task."""
     task, steps = budget_task(task)
     own = OmegaConf.to_container(cfg.per_task, resolve=True).get(task) or {}
     if extra := sorted(set(own) - {"collect", "train"}):
         raise ValueError(f"per_task.{task}.{extra[0]} is not a setting of a task: per_task.{task} takes collect "
                          "and train, e.g. per_task.hopper={train: {steps: 6000}}")  # fmt: skip
-    for part, known in (("collect", set(cfg.collect)), ("train", {f.name for f in fields(BCConfig)})):
-        if unknown := sorted(set(own.get(part) or {}) - known):
+    algo, grid_train = check_algo(cfg), OmegaConf.to_container(cfg.train, resolve=True)
+    for part, known, given in (("collect", set(cfg.collect), own.get("collect") or {}),
+                               ("train", {f.name for f in fields(ALGOS[algo])}, own.get("train") or {})):  # fmt: skip
+        if unknown := sorted(set(given) - known):
             raise ValueError(f"per_task.{task}.{part} has unknown key(s) {unknown}: a task's {part} takes "
-                             f"{sorted(known)}")  # fmt: skip
+                             f"{sorted(known)}" + (f" (algorithm={algo})" if part == "train" else ""))  # fmt: skip
+        if part == "train" and (unknown := sorted(k for k, v in grid_train.items() if v is not None and k not in known)):
+            raise ValueError(f"train has key(s) {unknown} that algorithm={algo} does not take (its keys: {sorted(known)}); "
+                             f"a profile for algorithm={algo} sets them to null (cadence/configs/profile/rl.yaml)")  # fmt: skip
     collect = OmegaConf.merge(cfg.collect, own.get("collect") or {})
-    train = OmegaConf.to_container(cfg.train, resolve=True) | (own.get("train") or {})
-    return collect, train | ({"steps": steps} if steps else {})
+    train = grid_train | (own.get("train") or {}) | ({"steps": steps} if steps else {})
+    return collect, {k: v for k, v in train.items() if v is not None}  # null: the algorithm's own default
 
 
 def grid_cells(cfg: DictConfig, backbones: list[str] | None = None) -> tuple[list[Cell], dict[str, Arm]]:
@@ -523,7 +549,7 @@ def check_grid(cfg: DictConfig) -> list[str]:
     if cfg.lr_sweep:
         sweep = to_dataclass(LRSweep, cfg.lr_sweep, "lr_sweep")
         sweep.check_seeds(list(cfg.seeds), envs)
-        sweep.spaces(arms, cfg.arms, task_settings(cfg, sweep.task)[1])  # the settings its trials train at
+        sweep.spaces(arms, cfg.arms, task_settings(cfg, sweep.task)[1], check_algo(cfg))  # its trials' settings
     else:
         check_seeds(list(cfg.seeds), [], envs)
     check_device(cfg.device)

@@ -1,7 +1,8 @@
 """The protocols that run cells and report on them: the grid of ``cadence-compare`` and the one-task demo.
 
-The grid (:func:`run_compare`): a task's dataset is collected (in this process) before its first unfinished
-cell runs, so a grid whose cells are all finished collects nothing. With
+The grid (:func:`run_compare`): a task's source (:class:`Sources`: its dataset, or with ``algorithm=ppo``, the RL track,
+its reference returns) is made (in this process) before its first unfinished cell runs, so a grid whose cells are
+all finished collects nothing. With
 ``lr_sweep`` set, the tuning cells (every arm's search over its learning rate, extended until its best rate is
 interior, and its other knobs, with one trial budget for all, on one task and a tuning seed) run next and fix
 each arm's values (:func:`tune`); then the grid's cells, with those values. Unfinished cells run:
@@ -35,9 +36,9 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from ..configs import to_dataclass
-from .cells import dataset_for, finished_cell, run_cell
-from .grid import (Budget, Cell, LRSweep, budget_name, check_grid, demonstrations_task, grid_cells, resolve_arms,
-                   resolve_task, task_settings)  # fmt: skip
+from .cells import dataset_for, finished_cell, reference_for, run_cell
+from .grid import (Budget, Cell, LRSweep, budget_name, check_algo, check_grid, grid_cells, resolve_arms, resolve_task,
+                   source_task, task_settings)  # fmt: skip
 from .report import grid_plots, grid_text, memory_reading, memory_tasks, sweep_text, write_report
 from .stats import memory_summary, summarize, task_convergence
 
@@ -65,29 +66,33 @@ def launch_cells(cells: list[Cell], overrides: list[str], launcher: list[str]) -
                          "under OUT/launcher/; finished cells are kept, so run the same command again")  # fmt: skip
 
 
-class Datasets(dict):
-    """``datasets[TASK]``: the dataset the cells of TASK train on, collected on first use (:func:`dataset_for`,
-    from the task's ``demonstrations`` task when it names one)."""
+class Sources(dict):
+    """``sources[TASK]``: what the cells of TASK train from (:mod:`.cells`), made on first use: with ``algo=bc`` the
+    dataset of its demonstrations (:func:`dataset_for`, from the task's ``demonstrations`` task when it names one),
+    with ``algorithm=ppo`` its reference returns (:func:`reference_for`). ``TASK@stepsN``: TASK's."""
 
-    def __init__(self, cfg: DictConfig, tasks: list[str]):
+    def __init__(self, cfg: DictConfig):
         super().__init__()
-        self.cfg, self.sources = cfg, {t: demonstrations_task(t, cfg.variants) for t in tasks}
+        self.cfg, self.algo = cfg, check_algo(cfg)
 
     def __missing__(self, task: str) -> Path:
-        source = self.sources.get(task) or demonstrations_task(task, self.cfg.variants)  # TASK@stepsN: TASK's
-        self[task] = dataset_for(source, Path(self.cfg.out), task_settings(self.cfg, source.name)[0], seed=0)
+        out, source = Path(self.cfg.out), source_task(task, self.cfg.variants, self.algo)
+        if self.algo == "bc":
+            self[task] = dataset_for(source, out, task_settings(self.cfg, source.name)[0], seed=0)
+        else:
+            self[task] = reference_for(source, out, seed=0)
         return self[task]
 
 
-def run_cells(cfg: DictConfig, cells: list[Cell], arms: dict, datasets: Datasets, argv: list[str],
+def run_cells(cfg: DictConfig, cells: list[Cell], arms: dict, sources: Sources, argv: list[str],
               launcher: list[str] | None) -> list[dict]:  # fmt: skip
     """Every cell's result: the unfinished ones run first, as a multirun of ``launcher`` or else here; with
     ``cfg.finished_only``, the finished ones only."""
     out = Path(cfg.out)
     todo = [] if cfg.finished_only else [c for c in cells if not c.path(out).exists()]
     if launcher and todo:
-        for task in {c.task for c in todo}:  # the launched jobs read the datasets: collect them here first
-            datasets[task]
+        for task in {c.task for c in todo}:  # the launched jobs read the sources: make them here first
+            sources[task]
         launch_cells(todo, [o for o in argv if not o.startswith(("hydra/", "hydra.", "-"))], launcher)
     results = []
     for c in cells:
@@ -96,14 +101,15 @@ def run_cells(cfg: DictConfig, cells: list[Cell], arms: dict, datasets: Datasets
                 continue
             raise ValueError(f"cell {c.id} has no result at {c.path(out)}; see its log under {out / 'launcher'}")
         arm, train = arms[c.backbone], task_settings(cfg, c.task)[1]
-        r = finished_cell(c, arm, out, train) or run_cell(c, arm, out, datasets[c.task], cfg.param_budget, train,
-                                                          cfg.device, cfg.robustness, resolve_task(c.task, cfg.variants))  # fmt: skip
+        r = finished_cell(c, arm, out, train) or run_cell(c, arm, out, sources[c.task], cfg.param_budget, train,
+                                                          cfg.device, cfg.robustness, resolve_task(c.task, cfg.variants),
+                                                          sources.algo)  # fmt: skip
         log.info("%s %s seed %d: %s", c.task, c.backbone, c.seed, cell_summary(r))
         results.append(r)
     return results
 
 
-def tune(cfg: DictConfig, datasets: dict, argv: list[str], launcher: list[str] | None) -> tuple[list[str], str]:
+def tune(cfg: DictConfig, sources: Sources, argv: list[str], launcher: list[str] | None) -> tuple[list[str], str]:
     """The tuning of ``cfg.lr_sweep`` over ``cfg.backbones``: every arm's coordinate search
     (:meth:`SearchSpace.replay`, all with one trial budget: :meth:`LRSweep.spaces`) on the sweep's task and tuning
     seed, round by round: each round runs every arm's next step's cells together (through ``launcher`` when given),
@@ -111,15 +117,15 @@ def tune(cfg: DictConfig, datasets: dict, argv: list[str], launcher: list[str] |
     sweep's section of the report (:func:`sweep_text`)."""
     sweep = to_dataclass(LRSweep, cfg.lr_sweep, "lr_sweep")
     arms = resolve_arms(list(cfg.backbones), cfg.arms)
-    spaces, results = sweep.spaces(arms, cfg.arms, task_settings(cfg, sweep.task)[1]), {}  # as its trials train
+    spaces, results = sweep.spaces(arms, cfg.arms, task_settings(cfg, sweep.task)[1], sources.algo), {}  # as trained
     while cells := [Cell(sweep.task, name, sweep.seed) for s in spaces for name in s.replay(sweep, results).pending]:
         _, trial_arms = grid_cells(cfg, [c.backbone for c in cells])
-        results |= {c.backbone: r for c, r in zip(cells, run_cells(cfg, cells, trial_arms, datasets, argv, launcher))}
+        results |= {c.backbone: r for c, r in zip(cells, run_cells(cfg, cells, trial_arms, sources, argv, launcher))}
     tunings = [s.replay(sweep, results) for s in spaces]
     return [t.name for t in tunings], sweep_text(sweep, tunings)
 
 
-def extend_budgets(cfg: DictConfig, results: list[dict], arms: dict, datasets: Datasets, argv: list[str],
+def extend_budgets(cfg: DictConfig, results: list[dict], arms: dict, sources: Sources, argv: list[str],
                    launcher: list[str] | None) -> tuple[list[dict], dict[str, list[dict]]]:  # fmt: skip
     """The budget rule, enforced (``cfg.budget``: :class:`~.grid.Budget`): round after round, every task whose best
     arm's learning curve has not converged (:func:`~.stats.task_convergence`) is trained again, every arm and seed, at
@@ -144,7 +150,7 @@ def extend_budgets(cfg: DictConfig, results: list[dict], arms: dict, datasets: D
             break
         log.info("budget rule, round %d: %s", n + 1, ", ".join(f"{t} -> {name}" for t, name in todo.items()))
         cells = [Cell(name, arm, seed) for name in todo.values() for seed in cfg.seeds for arm in arms]
-        extended = run_cells(cfg, cells, arms, datasets, argv, launcher)
+        extended = run_cells(cfg, cells, arms, sources, argv, launcher)
         by_task |= {t: [r for r in extended if r["task"] == name] for t, name in todo.items()}
         current = todo
     final = [r | {"task": t} for t, runs in by_task.items() for r in runs]
@@ -168,10 +174,10 @@ def run_compare(cfg: DictConfig, argv: list[str], launcher: list[str] | None = N
     if cfg.finished_only and cfg.lr_sweep:
         raise ValueError("finished_only=true reports a grid without tuning: its arms' values come from the sweep's "
                          "trials; run the grid (finished cells are reused) or set lr_sweep=null")  # fmt: skip
-    datasets = Datasets(cfg, tasks)  # a task may train on another's dataset (variants.TASK.demonstrations)
-    backbones, sweep = tune(cfg, datasets, argv, launcher) if cfg.lr_sweep else (None, "")
+    sources = Sources(cfg)  # a task may train on another's dataset (variants.TASK.demonstrations)
+    backbones, sweep = tune(cfg, sources, argv, launcher) if cfg.lr_sweep else (None, "")
     cells, arms = grid_cells(cfg, backbones)
-    results, rounds = extend_budgets(cfg, run_cells(cfg, cells, arms, datasets, argv, launcher), arms, datasets, argv,
+    results, rounds = extend_budgets(cfg, run_cells(cfg, cells, arms, sources, argv, launcher), arms, sources, argv,
                                      launcher)  # fmt: skip
     summary, memory_stats = summarize(results, unranked=memory), memory_summary(results, memory, levels)
     summary["budget_rounds"] = rounds

@@ -377,6 +377,10 @@ def plot_memory(memory: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
+STEP_UNITS = {"bc": "gradient steps", "ppo": "environment steps (recurrent PPO)"}
+"""What a grid's ``train.steps`` count, by its ``algo``."""
+
+
 def grid_text(cfg: DictConfig, summary: dict, argv: list[str], profile: str, tasks: list[str], wall_s: float,
               sweep: str = "", memory: dict | None = None, results: list[dict] = (),
               progress: tuple[int, int] | None = None) -> str:  # fmt: skip
@@ -397,12 +401,12 @@ def grid_text(cfg: DictConfig, summary: dict, argv: list[str], profile: str, tas
     return (f"# Backbone comparison ({profile} profile)\n\n{partial}{provenance(argv)}  \n"
             f"Compute: {compute:.1f} h of cell training (the sum of the reported cells' training seconds, one "
             f"process per cell).  \n"
-            f"Budget: {cfg.param_budget:,} parameters per policy, {cfg.train.steps} gradient steps"
+            f"Budget: {cfg.param_budget:,} parameters per policy, {cfg.train.steps} {STEP_UNITS[cfg.get('algorithm', 'bc')]}"
             f"{per_task_text(cfg, tasks)}, "
             f"{len(cfg.seeds)} seed(s); this run took {wall_s / 60:.0f} min (finished cells are reused).\n\n"
             f"Normalized score 100·(R − R_random)/(R_expert − R_random), mean [95% bootstrap CI] over seeds:\n\n"
             f"{markdown(summary)}\n\n{sweep_section}![scores](scores.png)\n\n"
-            f"Learning curves (mean over seeds) against gradient steps and training time:\n\n"
+            f"Learning curves (mean over seeds) against {STEP_UNITS[cfg.get('algorithm', 'bc')]} and training time:\n\n"
             f"![curves](curves.png)\n{profiles}{memory_section}")  # fmt: skip
 
 

@@ -110,6 +110,28 @@ def reference_returns(env: gym.Env, expert: Expert, episodes: int, seed: int) ->
             "floor_policy": "random" if floor is None else type(floor).__name__}  # fmt: skip
 
 
+def reference_summary(returns: dict) -> dict[str, float]:
+    """``{expert, random}``: the mean returns of :func:`reference_returns`'s episodes, 100 and 0 of the normalized
+    score."""
+    return {"expert": float(np.mean(returns["clean_expert_returns"])), "random": float(np.mean(returns["random_returns"]))}
+
+
+def measure_reference(env: EnvConfig | DictConfig | dict | str, expert: str | Expert, episodes: int = 5,
+                      seed: int = 0) -> dict:  # fmt: skip
+    """The reference returns of ``env``'s task without recording a dataset (what normalizes the scores of policies
+    trained by RL): :func:`reference_returns` with ``expert`` (as :func:`collect_dataset` takes it), the settings, and
+    :func:`reference_summary` under ``reference``."""
+    cfg = EnvConfig.load(env)
+    gym_env = make_env(cfg)
+    try:
+        expert_name, expert_fn = _resolve_expert(expert, gym_env)
+        returns = reference_returns(gym_env, expert_fn, episodes, seed)
+    finally:
+        gym_env.close()
+    return {"env": asdict(cfg), "expert": expert_name, "seed": int(seed), **returns,
+            "reference": reference_summary(returns)}  # fmt: skip
+
+
 def _resolve_expert(expert: str | Expert, env: gym.Env) -> tuple[str, Expert]:
     """A registered expert's name, ``ppo`` (the shipped expert of the task), a checkpoint directory (a
     trained policy) or a callable."""
@@ -204,8 +226,7 @@ def collect_dataset(env: EnvConfig | DictConfig | dict | str, expert: str | Expe
         }  # fmt: skip
     finally:
         gym_env.close()
-    meta["reference"] = {"expert": float(np.mean(meta["clean_expert_returns"])),
-                         "random": float(np.mean(meta["random_returns"]))}  # fmt: skip
+    meta["reference"] = reference_summary(meta)
     write_json(root / METADATA_FILE, meta)
     return meta
 

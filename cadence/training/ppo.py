@@ -33,6 +33,10 @@ Gymnasium's ``NormalizeReward`` does; that only shapes training.
 
 Evaluations follow the seed plan of :mod:`.seeds`, as in BC: those during training run on validation episodes
 and pick ``best``; the reported score is the final policy's on the evaluation episodes, never used to select.
+Each is recorded with ``step`` (environment steps) and ``train_s`` (seconds of rollouts and updates so far,
+evaluations and checkpoint writes left out, as BC's clock leaves them out). Given the task's reference returns
+(``reference``: the clean expert's and the floor policy's, as a BC dataset records them), evaluations also report
+the normalized score, which is then their ``score`` (an increasing map of the mean return, so ``best`` is the same).
 
 Checkpoints (:mod:`.checkpoint`): ``best`` (the highest deterministic validation score) and ``last`` (with
 the resume state: network, value head, critic, optimizer, schedule, statistics and the sampling generator)
@@ -350,7 +354,8 @@ class PPOTrainer:
     """Trains ``policy`` (gaussian head) on the task of ``env_cfg`` (module docstring)."""
 
     def __init__(self, policy: SequencePolicy, env_cfg, cfg: PPOConfig, run_dir: str | Path, seed: int = 0,
-                 device: str | torch.device = "cpu", run_info: dict | None = None):  # fmt: skip
+                 device: str | torch.device = "cpu", run_info: dict | None = None,
+                 reference: tuple[float, float] | None = None):  # fmt: skip
         if policy.head.log_std is None:
             raise ValueError("algo=ppo samples actions from the policy: set policy.head=gaussian")
         low, high = policy.action_low, policy.action_high
@@ -358,6 +363,7 @@ class PPOTrainer:
             raise ValueError(f"algo=ppo maps actions onto the bounds, which must be finite; got {low.tolist()} / "
                              f"{high.tolist()}")  # fmt: skip
         self.cfg, self.env_cfg, self.run_dir, self.seed = cfg, env_cfg, Path(run_dir), seed
+        self.reference = reference  # (expert, floor) returns: evaluations report normalized scores and rank by them
         self.device, self.dist = torch.device(device), Distributed.current()
         self.envs_slice = self.dist.shard(cfg.num_envs, "algo.num_envs")  # this rank's environments
         self.num_envs = self.envs_slice.stop - self.envs_slice.start
@@ -381,6 +387,7 @@ class PPOTrainer:
         self.ret_rms = RunningMeanStd(shape=())
         self.ckpt = Checkpoints(self.run_dir, run_info, self.dist.is_main)
         self.iteration, self.global_step, self.history = 0, 0, []
+        self.train_s = 0.0  # seconds of rollouts and updates so far (evaluations and checkpoints not counted)
 
     def param_groups(self) -> list[dict]:
         """The optimizer's groups (:mod:`.optim`): the backbone(s) at ``backbone_lr`` (their recurrence
@@ -521,7 +528,8 @@ class PPOTrainer:
         """Write ``checkpoints/last`` with the resume state (rank 0)."""
         rms = {f"{name}_{k}": torch.as_tensor(getattr(getattr(self, name), k), dtype=torch.float64)
                for name in ("obs_rms", "ret_rms") for k in ("mean", "var", "count")}  # fmt: skip
-        state = {"iteration": self.iteration, "global_step": self.global_step, "agent": self.agent.state_dict(),
+        state = {"iteration": self.iteration, "global_step": self.global_step, "train_s": self.train_s,
+                 "agent": self.agent.state_dict(),
                  "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
                  "generator": self.gen.get_state()} | rms  # fmt: skip
         self.ckpt.save("last", self.policy, self.global_step, self.history, state)
@@ -544,6 +552,7 @@ class PPOTrainer:
             rms.mean, rms.var = s[f"{name}_mean"].numpy(), s[f"{name}_var"].numpy()
             rms.count = s[f"{name}_count"].item()
         self.iteration, self.global_step = s["iteration"], s["global_step"]
+        self.train_s = float(s.get("train_s", 0.0))  # checkpoints written before it was recorded have none
         log.info("resumed %s at iteration %d (%d steps)", self.run_dir, self.iteration, self.global_step)
         return True
 
@@ -552,8 +561,9 @@ class PPOTrainer:
         """Deterministic (mean-action) episodes of the policy on the env seeds from ``base`` (:mod:`.seeds`)."""
         c = self.cfg
         env_fns = [partial(make_env, self.env_cfg) for _ in range(c.eval_envs)]
-        result = evaluate(self.policy, env_fns, c.eval_episodes, seed=base + self.seed, asynchronous=c.asynchronous)
-        return result.to_dict() | {"step": self.global_step}
+        result = evaluate(self.policy, env_fns, c.eval_episodes, seed=base + self.seed, asynchronous=c.asynchronous,
+                          reference=self.reference)  # fmt: skip
+        return result.to_dict() | {"step": self.global_step, "train_s": self.train_s}
 
     def run_eval(self) -> dict:
         """An evaluation on validation episodes; the best score is saved to checkpoints/best."""
@@ -571,7 +581,9 @@ class PPOTrainer:
         self.update_obs_stats(rollout.obs)
         self.iteration += 1
         self.global_step += c.batch_size
-        return metrics | {"rollout_s": t1 - t0, "update_s": time.perf_counter() - t1}
+        t2 = time.perf_counter()
+        self.train_s += t2 - t0
+        return metrics | {"rollout_s": t1 - t0, "update_s": t2 - t1}
 
     def _crossed(self, every: int) -> bool:
         """Whether the last iteration passed a multiple of ``every`` environment steps."""

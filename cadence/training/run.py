@@ -67,7 +67,8 @@ def _finish(cfg: DictConfig, result: dict) -> dict:
 
 def check_config(cfg: DictConfig) -> tuple[BCConfig | PPOConfig, PolicyConfig]:
     """``cfg``'s algorithm and policy configs, after every check that refuses a launch, all made before anything
-    is written: the keys, types and values of ``algo`` and ``policy``, the device, BC's dataset, and the run
+    is written: the keys, types and values of ``algo`` and ``policy``, the device, BC's dataset, the reference
+    returns (:func:`given_reference`), and the run
     directory (:func:`.checkpoint.check_run_dir`: neither overwritten nor resumed with another policy)."""
     if cfg.algo.name not in ALGOS:
         raise ValueError(f"algo {cfg.algo.name!r} is not available; choose algo=bc or algo=ppo")
@@ -77,6 +78,7 @@ def check_config(cfg: DictConfig) -> tuple[BCConfig | PPOConfig, PolicyConfig]:
     algo = to_dataclass(ALGOS[cfg.algo.name], cfg.algo, "algo")
     pcfg = to_dataclass(PolicyConfig, cfg.policy, "policy")
     check_device(cfg.device)
+    given_reference(cfg)
     check_run_dir(Path(cfg.run_dir), cfg.resume, OmegaConf.to_container(cfg.policy, resolve=True))
     return algo, pcfg
 
@@ -114,6 +116,7 @@ def train_bc(cfg: DictConfig) -> dict:
     spaces = dataset_spaces(demos) if env is None else (env.observation_space, env.action_space)
     policy = build_policy(pcfg, *spaces, dt, demos.stats, None if images is None else tuple(images.shape[1:]),
                           demos.image_keys)  # fmt: skip
+    reference = given_reference(cfg) or demos.reference_returns  # reference= wins over the dataset's own
     if env is None:
         held_out = max(1, round(algo.validation_fraction * len(demos.data.ep_from)))
         data, validation_data = demos.data.split(held_out)
@@ -124,7 +127,7 @@ def train_bc(cfg: DictConfig) -> dict:
             return validation_loss(p, validation_data, algo.loss)
     else:
         env.close()
-        data, reference = demos.data, demos.reference_returns
+        data = demos.data
         if reference is None:
             log.info("%s records no reference returns: the score is the mean return", cfg.dataset)
         env_fns = [partial(make_env, env_cfg) for _ in range(algo.eval_envs)]
@@ -134,7 +137,7 @@ def train_bc(cfg: DictConfig) -> dict:
                             reference=reference).to_dict()  # fmt: skip
 
     run_info = {"env": None if env_cfg is None else OmegaConf.to_container(env_cfg, resolve=True),
-                "reference": demos.reference_returns, "dataset": str(cfg.dataset),
+                "reference": reference, "dataset": str(cfg.dataset),
                 "observation_keys": demos.observation_keys, "params": count_params(policy), "batches": algo.batches}  # fmt: skip
     trainer = BCTrainer(policy, data, algo, run_dir, evaluate_fn, cfg.seed, cfg.device, run_info)
     if not (cfg.resume and trainer.ckpt.exists("init")):
@@ -173,8 +176,25 @@ def final_evaluation(trainer: BCTrainer, evaluate_fn, validation: dict) -> dict:
     return trainer.dist.broadcast(result)
 
 
+def given_reference(cfg: DictConfig) -> tuple[float, float] | None:
+    """``cfg.reference=[EXPERT, FLOOR]``, the returns that normalize scores (the clean expert's and the floor
+    policy's mean returns), as a pair of floats, or None when not given; anything else, or an expert return not
+    above the floor's, raises a ValueError naming the fix."""
+    if (reference := cfg.get("reference")) is None:
+        return None
+    try:
+        expert, floor = (float(x) for x in reference)
+    except (TypeError, ValueError):
+        raise ValueError(f"reference={reference!r} is not [EXPERT_RETURN, FLOOR_RETURN], e.g. reference=[1000,5.2] "
+                         "(the clean expert's and the floor policy's mean returns)") from None  # fmt: skip
+    if not expert > floor:
+        raise ValueError(f"reference={[expert, floor]}: the expert's return must be above the floor's, which scores 0")
+    return expert, floor
+
+
 def train_ppo(cfg: DictConfig) -> dict:
-    """Recurrent PPO on ``cfg.env`` (``policy.head=gaussian``); returns the final evaluation."""
+    """Recurrent PPO on ``cfg.env`` (``policy.head=gaussian``); returns the final evaluation, with normalized scores
+    when ``cfg.reference`` gives the task's reference returns ``[EXPERT, FLOOR]``."""
     algo, pcfg = check_config(cfg)
     run_dir = Path(cfg.run_dir)
     env = make_env(cfg.env)
@@ -183,14 +203,16 @@ def train_ppo(cfg: DictConfig) -> dict:
     torch.manual_seed(cfg.seed)
     policy = build_policy(pcfg, env.observation_space, env.action_space, dt)
     env.close()
-    run_info = {"env": OmegaConf.to_container(cfg.env, resolve=True), "params": count_params(policy)}
-    trainer = PPOTrainer(policy, cfg.env, algo, run_dir, cfg.seed, cfg.device, run_info)
+    reference = given_reference(cfg)
+    run_info = {"env": OmegaConf.to_container(cfg.env, resolve=True), "params": count_params(policy),
+                "reference": reference}  # cadence-eval of its checkpoints normalizes too
+    trainer = PPOTrainer(policy, cfg.env, algo, run_dir, cfg.seed, cfg.device, run_info, reference)
     if cfg.resume and not trainer.resume():
         log.info("resume=true but %s has no checkpoint yet; starting fresh", run_dir)
     log.info("training %s (%d parameters) on %s for %d steps", cfg.policy.name, count_params(policy), cfg.env.id,
              algo.steps)  # fmt: skip
     try:
-        result = trainer.fit() | {"params": count_params(policy)}
+        result = trainer.fit() | {"params": count_params(policy), "history": trainer.history}
     finally:
         trainer.close()
     return _finish(cfg, result)
