@@ -41,7 +41,7 @@ def measure(row: str, L: int, batch: int, seconds: float, profile: bool = False)
     from cadence.perf import PeakMemory
     from cadence.policies import PolicyConfig, make_policy
     from cadence.training.bc import BCObjective
-    from cadence.training.optim import RECURRENCE, param_groups
+    from cadence.training.optim import RECURRENCE, adamw, param_groups
 
     config, kwargs = ROWS[row]
     cfg = compose("train", [f"policy={config}", "env=memory_reacher", f"policy.param_budget={BUDGET}"])
@@ -52,7 +52,7 @@ def measure(row: str, L: int, batch: int, seconds: float, profile: bool = False)
     torch.manual_seed(0)
     policy = make_policy(pcfg.fit_to_task(dt, L - 1), env.observation_space, env.action_space, control_period=dt)
     objective = BCObjective(policy, "mse")
-    opt = torch.optim.AdamW(param_groups(policy, 1e-4, 1e-3, {RECURRENCE: 1.0}), lr=1e-3)
+    opt = adamw(param_groups(policy, 1e-4, 1e-3, {RECURRENCE: 1.0}), 1e-3)  # the trainers' optimizer
     obs = torch.randn(batch, L, env.observation_space.shape[0])
     actions = torch.rand(batch, L, env.action_space.shape[0]) * 2 - 1
     valid, resets = torch.ones(batch, L), torch.zeros(batch, L, dtype=torch.bool)

@@ -58,7 +58,7 @@ from ..policies.backbones import State
 from ..progress import progress_bar
 from .checkpoint import Checkpoints
 from .distributed import Distributed
-from .optim import RECURRENCE, param_groups, scheduler
+from .optim import RECURRENCE, adamw, param_groups, scheduler
 from .tensorboard import Scalars
 
 log = logging.getLogger(__name__)
@@ -238,7 +238,7 @@ class BCTrainer:
             self.objective = DistributedDataParallel(self.objective, device_ids=device_ids,
                                                      find_unused_parameters=unused)  # fmt: skip
         groups = param_groups(policy, cfg.weight_decay, cfg.lr, {RECURRENCE: cfg.recurrence_lr_factor})
-        self.opt = torch.optim.AdamW(groups, lr=cfg.lr)
+        self.opt = adamw(groups, cfg.lr)
         self.sched = scheduler(self.opt, cfg.warmup_steps, cfg.steps)
         self.ema = AveragedModel(policy, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay)) if cfg.ema_decay else None
         self.streams = EpisodeStreams(self.data, cfg.batch_size, self.gen) if cfg.batches == "streams" else None

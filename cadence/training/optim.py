@@ -1,4 +1,4 @@
-"""The one optimizer of every trainer: AdamW over parameter groups, and its warm-up + cosine schedule.
+"""The one optimizer of every trainer: AdamW over parameter groups (:func:`adamw`), and its warm-up + cosine schedule.
 
 Groups (nanoGPT's decay rule, plus the tags state-space codebases use):
 
@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
+from torch.autograd.graph import increment_version
 
 RECURRENCE = "recurrence"
 """The ``_lr_group`` of a backbone's recurrence parameters (LinOSS: A, G, Δt; Mamba: A_log, Δ, D)."""
@@ -49,6 +50,26 @@ def param_groups(module: nn.Module, weight_decay: float, lr: float | None = None
             group["name"] = tag
         out.append(group)
     return out
+
+
+def adamw(groups: list[dict], lr: float) -> torch.optim.AdamW:
+    """The optimizer of every trainer: AdamW over ``groups`` (:func:`param_groups`) at base rate ``lr``, with PyTorch's
+    fused kernel: one call over all parameters instead of a few small ops per tensor, which at short windows was a
+    large part of a LinOSS policy's step, its parameters being many small tensors (``docs/benchmarks.md``, "BC training
+    throughput"). The fused kernel needs floating-point parameters on one device type; others get the default
+    implementation."""
+    params = [p for g in groups for p in g["params"]]
+    fused = bool(params) and all(p.is_floating_point() for p in params) and len({p.device.type for p in params}) == 1
+    opt = torch.optim.AdamW(groups, lr=lr, fused=fused or None)
+    if fused:  # the fused kernel writes the parameters without bumping their version counters (torch 2.11); what keys
+        opt.register_step_post_hook(_mark_updated)  # a cache on them (LinOSS's coefficients) would go stale
+    return opt
+
+
+def _mark_updated(opt: torch.optim.Optimizer, args, kwargs) -> None:
+    """Bump the version counter of every parameter an optimizer step updated in place, as PyTorch's own in-place
+    ops do (``Tensor._version``: autograd's checks and :meth:`LinOSSLayer._io`'s cache read it)."""
+    increment_version([p for g in opt.param_groups for p in g["params"] if p.grad is not None])
 
 
 def warmup_cosine(warmup: int, total: int) -> Callable[[int], float]:

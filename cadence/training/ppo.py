@@ -77,7 +77,7 @@ from ..policies.backbones import State, cat_states, index_state, reset_state
 from ..progress import progress_bar
 from .checkpoint import Checkpoints
 from .distributed import Distributed
-from .optim import RECURRENCE, param_groups, scheduler
+from .optim import RECURRENCE, adamw, param_groups, scheduler
 from .seeds import EVAL_SEED, VALIDATION_SEED
 from .tensorboard import Scalars
 
@@ -379,7 +379,7 @@ class PPOTrainer:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.score = DistributedDataParallel(self.score, device_ids=device_ids)
         self.gen = torch.Generator(self.device).manual_seed(seed + self.dist.rank)
-        self.opt = torch.optim.AdamW(self.param_groups(), lr=cfg.lr)
+        self.opt = adamw(self.param_groups(), cfg.lr)
         self.sched = scheduler(self.opt, 0, cfg.num_iterations, cfg.anneal_lr)
         self.envs = make_vector_env(env_cfg, self.num_envs, cfg.asynchronous,
                                     autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)  # fmt: skip

@@ -10,7 +10,7 @@ from cadence.datasets import Demonstrations
 from cadence.envs import make_env
 from cadence.policies import PolicyConfig, make_policy
 from cadence.training.bc import BCConfig, BCTrainer
-from cadence.training.optim import RECURRENCE, param_groups, warmup_cosine
+from cadence.training.optim import RECURRENCE, adamw, param_groups, warmup_cosine
 from cadence.training.ppo import PPOConfig, PPOTrainer
 
 OBS = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
@@ -75,3 +75,32 @@ def test_bad_factors_are_refused():
         param_groups(nn.Linear(2, 2), 0.0, 1e-3, {RECURRENCE: 0})
     with pytest.raises(ValueError, match="pass lr"):
         param_groups(nn.Linear(2, 2), 0.0, None, {RECURRENCE: 0.5})
+
+
+def test_the_trainers_optimizer_is_fused_adamw_and_steps_as_the_default_one():
+    """:func:`adamw` takes PyTorch's fused kernel for floating parameters on one device, and it moves the parameters
+    as the per-tensor implementation does (per-group rates and decay included) to float32 rounding."""
+    torch.manual_seed(0)
+    nets = [make_policy(PolicyConfig(backbone="linoss", d_model=16, backbone_kwargs={"n_layers": 1, "state_dim": 8}),
+                        OBS, ACT, control_period=0.05) for _ in range(2)]  # fmt: skip
+    nets[1].load_state_dict(nets[0].state_dict())
+    fused = adamw(param_groups(nets[0], 0.1, 1e-2, {RECURRENCE: 0.3}), 1e-2)
+    plain = torch.optim.AdamW(param_groups(nets[1], 0.1, 1e-2, {RECURRENCE: 0.3}), lr=1e-2, foreach=False)
+    assert fused.defaults["fused"] and not plain.defaults.get("fused")
+    for _ in range(5):
+        for net, opt in zip(nets, (fused, plain)):
+            opt.zero_grad()
+            net(torch.randn(4, 6, 3, generator=torch.Generator().manual_seed(1)))[0].square().sum().backward()
+            opt.step()
+    for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    # a step is an in-place update as far as caches keyed on the version counter know: LinOSS's stepping coefficients
+    layer, p = nets[0].backbone.layers()[0], nets[0].backbone.layers()[0].A_diag
+    with torch.no_grad():
+        before, version = layer._io()[0].m11.clone(), p._version
+    p.grad = torch.ones_like(p)
+    fused.step()
+    with torch.no_grad():
+        assert p._version > version and not torch.equal(layer._io()[0].m11, before)
+        torch.testing.assert_close(layer._io()[0].m11, layer._compute_io()[0].m11, rtol=0, atol=0)
+    assert not adamw([{"params": [nn.Parameter(torch.zeros(2, dtype=torch.complex64))]}], 1e-3).defaults["fused"]
