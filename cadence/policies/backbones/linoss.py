@@ -179,8 +179,10 @@ class LinOSSLayer(nn.Module):
         return self._io_cache[1]
 
     def _compute_io(self) -> tuple[Transition, Tensor, Tensor]:
-        t = self.transition(self.state_dtype)
-        t = Transition(*(c.repeat_interleave(2) for c in t.as_tuple()))
+        # each oscillator's coefficients on its (re, im) channel pair: one stack and one copy for all six (at short
+        # windows a training step is mostly such small ops; six repeat_interleave calls and their backward cost more)
+        coeffs = torch.stack(self.transition(self.state_dtype).as_tuple())  # (6, P)
+        t = Transition(*coeffs.unsqueeze(-1).expand(-1, -1, 2).reshape(6, 2 * self.state_dim).unbind(0))
         B_map = self.B.permute(1, 0, 2).reshape(self.hidden_dim, 2 * self.state_dim)  # Bu = u @ B_map
         # y = Re(C x) = C_re x_re − C_im x_im  (the official readout ``(C_complex @ x).real``)
         C_map = torch.stack([self.C[..., 0], -self.C[..., 1]], dim=-1).reshape(self.hidden_dim, -1).T
