@@ -248,7 +248,7 @@ def main() -> None:
     section = "\n".join(parts)
     print(section)
     if args.write:
-        write_section(args.write, "## Per-step latency", section)
+        write_section(args.write, "## Per-step latency", section, keep=("### LinOSS long-run stability",))
 
 
 if __name__ == "__main__":

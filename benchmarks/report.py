@@ -26,18 +26,31 @@ def git_commit() -> str:
     return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 
 
-def write_section(path: Path, heading: str, section: str) -> None:
-    """Replace the section starting at ``heading`` (up to the next '## ') in ``path``, atomically."""
+def write_section(path: Path, heading: str, section: str, keep: tuple[str, ...] = ()) -> None:
+    """Replace the section starting at ``heading`` (up to the next '## ') in ``path``, atomically. ``keep``: headings
+    (prefixes of '### ' lines) of subsections this run did not measure; the old section's are carried over to the end
+    of the new one instead of being dropped (e.g. latency's long-run stability, measured only when asked for)."""
     old = path.read_text() if path.exists() else "# Benchmarks\n\nLatest results; each section names its command and machine.\n"
     start = old.find(heading)
     if start < 0:
         new = old.rstrip() + "\n\n" + section
     else:
         end = old.find("\n## ", start + len(heading))
-        new = old[:start] + (section.rstrip() + "\n\n" + old[end + 1 :] if end >= 0 else section)
+        kept = [sub for prefix in keep if prefix not in section and (sub := subsection(old[start:end if end >= 0 else None], prefix))]
+        section = "\n\n".join([section.rstrip(), *kept])
+        new = old[:start] + (section.rstrip() + "\n\n" + old[end + 1 :] if end >= 0 else section.rstrip() + "\n")
     tmp = path.with_suffix(".tmp")
     tmp.write_text(new)
     tmp.replace(path)
+
+
+def subsection(text: str, prefix: str) -> str:
+    """The subsection of ``text`` whose '### ' heading starts with ``prefix``, up to the next '### ' ('' if none)."""
+    start = text.find("\n" + prefix)
+    if start < 0:
+        return ""
+    end = text.find("\n### ", start + 1)
+    return text[start + 1 : end if end >= 0 else None].rstrip()
 
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
