@@ -23,6 +23,10 @@ The episode is truncated at ``horizon = go + reach_steps``. The default radius, 
 distance between neighbouring targets (21 cm at K = 4), so success says the arm went to the cued target: the
 score measures memory, not the last centimetres of a reach (BC policies that carried the cue ended 3–8 cm from
 it, docs/results.md).
+
+``cue_steps = 0``: the state never shows the cue. The target is Reacher's own target geom, placed at the cued
+position, so a camera sees it at every step: with ``delay_steps = 0`` and a camera (``env=reach_pixels``) this is a
+task that needs the camera, the state alone being at chance (docs/tasks.md, "Reaching from pixels").
 """
 
 from __future__ import annotations
@@ -41,11 +45,12 @@ class CueDelayReacherEnv(ReacherEnv):
     def __init__(self, num_targets: int = 4, cue_steps: int = 5, delay_steps: int = 64, reach_steps: int = 50,
                  target_radius: float = 0.15, success_radius: float = 0.05, full_information: bool = False,
                  **kwargs):  # fmt: skip
-        for name, value in (("num_targets", num_targets), ("cue_steps", cue_steps), ("reach_steps", reach_steps)):
+        for name, value in (("num_targets", num_targets), ("reach_steps", reach_steps)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
-        if delay_steps < 0:
-            raise ValueError(f"delay_steps must be >= 0, got {delay_steps}")
+        for name, value in (("cue_steps", cue_steps), ("delay_steps", delay_steps)):
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
         if not 0.02 <= target_radius <= 0.2:
             raise ValueError(f"target_radius must be in [0.02, 0.2] m (the arm reaches 0.01-0.21 m), "
                              f"got {target_radius}")  # fmt: skip

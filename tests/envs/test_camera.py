@@ -87,3 +87,35 @@ def test_camera_settings_are_checked():
     with pytest.raises(ValueError, match="not a MuJoCo env"):
         make_env(EnvConfig(name="cartpole", id="CartPole-v1", camera={}))
     assert gym.spec("Cadence/Reacher-Arm-v5").max_episode_steps == 50
+
+
+def test_reach_pixels_shows_the_target_to_the_camera_only_and_its_expert_reaches_it():
+    """``reach_pixels``: the state (arm, velocities, an always-zero cue, go) says nothing of which of the 4 targets is
+    cued, the frames do (the red target's centroid names it in every episode), and the expert reaches it."""
+    env = make_env("reach_pixels")
+    expert = make_expert(EnvConfig.load("reach_pixels").expert, env)
+    try:
+        centroids, targets = [], []
+        for seed in range(24):
+            obs, info = env.reset(seed=seed)
+            u = env.unwrapped
+            assert not obs[u.cue_dims].any() and info["full_state"][u.cue_dims].sum() == 1
+            r, g, b = (info[TOP][..., c].astype(int) for c in range(3))
+            ys, xs = np.nonzero((r > g + 40) & (r > b + 40))
+            centroids.append((xs.mean(), ys.mean()))
+            targets.append(u.target)
+        centroids, targets = np.array(centroids), np.array(targets)
+        assert len(set(targets)) == 4
+        means = np.stack([centroids[targets == k].mean(0) for k in range(4)])
+        nearest = np.linalg.norm(centroids[:, None] - means[None], axis=-1).argmin(1)
+        assert (nearest == targets).all() and np.linalg.norm(means[0] - means[1]) > 10  # pixels apart
+        for seed in range(5):
+            obs, info = env.reset(seed=100 + seed)
+            done = False
+            while not done:
+                assert not obs[env.unwrapped.cue_dims].any()
+                obs, _, terminated, truncated, info = env.step(np.asarray(expert(info["full_state"]), np.float32))
+                done = terminated or truncated
+            assert info["is_success"]
+    finally:
+        env.close()
