@@ -11,7 +11,8 @@ posture drawn independently of the target, so neither its posture nor its motion
 the delay, and the timeline does not depend on it: the cue is the only channel. Without a memory of the cue,
 the reach is independent of the target, so no policy succeeds more often than chance = 1/K.
 
-Observation (7 + K,): cos q (2), sin q (2), q̇ (2), cue (K, one-hot while shown), go (1). With
+Observation (7 + K,): cos q (2), sin q (2), q̇ (2), cue (K, one-hot while shown), go (1); without q̇ with
+``velocities=False``. With
 ``full_information`` the cue is shown at every step (the validity control); ``info["full_state"]`` is always
 that full-information observation (the expert's). The targets lie on a circle of ``target_radius`` around the
 arm's base at angles 2π(i + ½)/K, all reachable (the arm reaches 0.01–0.21 m).
@@ -27,6 +28,9 @@ it, docs/results.md).
 ``cue_steps = 0``: the state never shows the cue. The target is Reacher's own target geom, placed at the cued
 position, so a camera sees it at every step: with ``delay_steps = 0`` and a camera (``env=reach_pixels``) this is a
 task that needs the camera, the state alone being at chance (docs/tasks.md, "Reaching from pixels").
+``velocities=False`` leaves q̇ out of the observation (5 + K entries; the full state keeps it): once a reach has
+begun, q̇ shows its direction, which BC then learns to continue instead of reading the camera (the copycat
+shortcut, :data:`cadence.envs.reacher_arm.ARM`).
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ class CueDelayReacherEnv(ReacherEnv):
 
     def __init__(self, num_targets: int = 4, cue_steps: int = 5, delay_steps: int = 64, reach_steps: int = 50,
                  target_radius: float = 0.15, success_radius: float = 0.05, full_information: bool = False,
-                 **kwargs):  # fmt: skip
+                 velocities: bool = True, **kwargs):  # fmt: skip
         for name, value in (("num_targets", num_targets), ("reach_steps", reach_steps)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
@@ -71,7 +75,9 @@ class CueDelayReacherEnv(ReacherEnv):
         the LinOSS τ_max rule, a Transformer context that covers it."""
         self.cue_dims = slice(6, 6 + num_targets)
         self.go_dim = 6 + num_targets
-        self.observation_space = Box(-np.inf, np.inf, (7 + num_targets,), np.float64)
+        self.observed = np.delete(np.arange(7 + num_targets), [4, 5]) if not velocities else np.arange(7 + num_targets)
+        """The full-information observation's entries that are observed: all, or all but q̇ (``velocities=False``)."""
+        self.observation_space = Box(-np.inf, np.inf, (len(self.observed),), np.float64)
         self.target, self._t = 0, 0
 
     def _observation(self, cue_shown: bool) -> np.ndarray:
@@ -83,7 +89,7 @@ class CueDelayReacherEnv(ReacherEnv):
         return obs
 
     def _get_obs(self) -> np.ndarray:
-        return self._observation(self.full_information or self._t < self.cue_steps)
+        return self._observation(self.full_information or self._t < self.cue_steps)[self.observed]
 
     def _distance(self) -> float:
         return float(np.linalg.norm(self.get_body_com("fingertip") - self.get_body_com("target")))

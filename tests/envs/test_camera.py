@@ -90,8 +90,8 @@ def test_camera_settings_are_checked():
 
 
 def test_reach_pixels_shows_the_target_to_the_camera_only_and_its_expert_reaches_it():
-    """``reach_pixels``: the state (arm, velocities, an always-zero cue, go) says nothing of which of the 4 targets is
-    cued, the frames do (the red target's centroid names it in every episode), and the expert reaches it."""
+    """``reach_pixels``: the state (arm angles, an always-zero cue, go; no velocities) says nothing of which of the 4
+    targets is cued, the frames do (the red target's centroid names it in every episode), and the expert reaches it."""
     env = make_env("reach_pixels")
     expert = make_expert(EnvConfig.load("reach_pixels").expert, env)
     try:
@@ -99,7 +99,8 @@ def test_reach_pixels_shows_the_target_to_the_camera_only_and_its_expert_reaches
         for seed in range(24):
             obs, info = env.reset(seed=seed)
             u = env.unwrapped
-            assert not obs[u.cue_dims].any() and info["full_state"][u.cue_dims].sum() == 1
+            assert obs.shape == (9,) and not obs[4:8].any() and info["full_state"][u.cue_dims].sum() == 1
+            np.testing.assert_array_equal(obs, np.r_[info["full_state"][:4], np.zeros(4), 1.0])  # arm, no cue, go
             r, g, b = (info[TOP][..., c].astype(int) for c in range(3))
             ys, xs = np.nonzero((r > g + 40) & (r > b + 40))
             centroids.append((xs.mean(), ys.mean()))
@@ -113,7 +114,7 @@ def test_reach_pixels_shows_the_target_to_the_camera_only_and_its_expert_reaches
             obs, info = env.reset(seed=100 + seed)
             done = False
             while not done:
-                assert not obs[env.unwrapped.cue_dims].any()
+                assert not obs[4:8].any()
                 obs, _, terminated, truncated, info = env.step(np.asarray(expert(info["full_state"]), np.float32))
                 done = terminated or truncated
             assert info["is_success"]
