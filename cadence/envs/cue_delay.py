@@ -28,16 +28,19 @@ it, docs/results.md).
 ``cue_steps = 0``: the state never shows the cue. The target is Reacher's own target geom, placed at the cued
 position, so a camera sees it at every step: with ``delay_steps = 0`` and a camera (``env=reach_pixels``) this is a
 task that needs the camera, the state alone being at chance (docs/tasks.md, "Reaching from pixels").
-``velocities=False`` leaves q̇ out of the observation (5 + K entries; the full state keeps it): once a reach has
-begun, q̇ shows its direction, which BC then learns to continue instead of reading the camera (the copycat
-shortcut, :data:`cadence.envs.reacher_arm.ARM`).
+``velocities=False`` (:func:`make_cue_delay`, the id's entry point) leaves q̇ out of the observation (5 + K
+entries; the full state keeps it): once a reach has begun, q̇ shows its direction, which BC then learns to continue
+instead of reading the camera (the copycat shortcut, :data:`cadence.envs.reacher_arm.ARM`).
 """
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 from gymnasium.envs.mujoco.reacher_v5 import ReacherEnv
 from gymnasium.spaces import Box
+
+from .partial import MaskObservation
 
 START_ELBOW = 2.5
 """The start posture: shoulder angle uniform in [−π, π), elbow uniform in [−2.5, 2.5] rad."""
@@ -48,7 +51,7 @@ class CueDelayReacherEnv(ReacherEnv):
 
     def __init__(self, num_targets: int = 4, cue_steps: int = 5, delay_steps: int = 64, reach_steps: int = 50,
                  target_radius: float = 0.15, success_radius: float = 0.05, full_information: bool = False,
-                 velocities: bool = True, **kwargs):  # fmt: skip
+                 **kwargs):  # fmt: skip
         for name, value in (("num_targets", num_targets), ("reach_steps", reach_steps)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
@@ -75,9 +78,7 @@ class CueDelayReacherEnv(ReacherEnv):
         the LinOSS τ_max rule, a Transformer context that covers it."""
         self.cue_dims = slice(6, 6 + num_targets)
         self.go_dim = 6 + num_targets
-        self.observed = np.delete(np.arange(7 + num_targets), [4, 5]) if not velocities else np.arange(7 + num_targets)
-        """The full-information observation's entries that are observed: all, or all but q̇ (``velocities=False``)."""
-        self.observation_space = Box(-np.inf, np.inf, (len(self.observed),), np.float64)
+        self.observation_space = Box(-np.inf, np.inf, (7 + num_targets,), np.float64)
         self.target, self._t = 0, 0
 
     def _observation(self, cue_shown: bool) -> np.ndarray:
@@ -89,7 +90,7 @@ class CueDelayReacherEnv(ReacherEnv):
         return obs
 
     def _get_obs(self) -> np.ndarray:
-        return self._observation(self.full_information or self._t < self.cue_steps)[self.observed]
+        return self._observation(self.full_information or self._t < self.cue_steps)
 
     def _distance(self) -> float:
         return float(np.linalg.norm(self.get_body_com("fingertip") - self.get_body_com("target")))
@@ -116,3 +117,16 @@ class CueDelayReacherEnv(ReacherEnv):
         if self.render_mode == "human":
             self.render()
         return self._get_obs(), float(on_target), False, self._t >= self.horizon, info
+
+
+VELOCITIES = [4, 5]
+"""q̇'s entries in the observation."""
+
+
+def make_cue_delay(velocities: bool = True, **kwargs) -> gym.Env:
+    """Entry point of ``Cadence/CueDelayReacher-v0``: :class:`CueDelayReacherEnv` (``kwargs``), observing q̇ or, with
+    ``velocities=False``, everything else (its ``unwrapped`` observation stays the full one)."""
+    env = CueDelayReacherEnv(**kwargs)
+    if velocities:
+        return env
+    return MaskObservation(env, np.delete(np.arange(env.observation_space.shape[0]), VELOCITIES))

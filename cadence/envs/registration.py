@@ -12,7 +12,7 @@ PARTIAL_BASES = ("HalfCheetah", "Hopper", "Walker2d", "Ant", "InvertedPendulum",
 REACHER_ARM_ID = "Cadence/Reacher-Arm-v5"
 """Reacher observing its arm only: the target is seen by a camera (``reacher_pixels``) or not at all."""
 
-MEMORY_TASKS = {"Cadence/CueDelayReacher-v0": "cadence.envs.cue_delay:CueDelayReacherEnv",
+MEMORY_TASKS = {"Cadence/CueDelayReacher-v0": "cadence.envs.cue_delay:make_cue_delay",
                 "Cadence/DelayedTracking-v0": "cadence.envs.delayed_tracking:DelayedTrackingEnv"}
 """Tasks graded by a memory horizon (docs/tasks.md): id -> entry point."""
 
