@@ -114,3 +114,16 @@ def test_render_records_the_frames_the_expert_acted_on_and_an_interrupted_collec
     assert (one.data.images[0].float() - rendered).abs().mean() > (one.data.images[50].float() - rendered).abs().mean()
     state_only = collect_dataset("reacher_pixels", "reacher", 1, tmp_path / "state", render=False, **kw)
     assert state_only["env"]["camera"] is None and not (tmp_path / "state" / "videos").exists()
+
+
+def test_reach_pixels_records_its_masked_state_beside_the_full_one_and_the_frames(tmp_path):
+    """A task whose observation is a mask of its full state (``reach_pixels``: no cue, no velocities) records both:
+    ``observation.state`` what the policy sees, ``observation.environment_state`` what the expert read."""
+    from cadence.datasets import load_demonstrations
+    from cadence.datasets.format import read_info
+
+    meta = collect_dataset("reach_pixels", "cue_reacher", 1, tmp_path / "rp", noise=0.1, seed=0, reference_episodes=1)
+    features = read_info(tmp_path / "rp")["features"]
+    assert features[OBS]["shape"] == [9] and features[STATE]["shape"] == [11] and meta["episode_successes"] == [True]
+    demos = load_demonstrations(tmp_path / "rp", make_env("reach_pixels"))
+    assert demos.image_keys == ["observation.images.top"] and demos.data.images.shape == (50, 3, 64, 64)
