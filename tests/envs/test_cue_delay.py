@@ -136,7 +136,9 @@ def test_a_memoryless_policy_is_at_chance(target):
     assert abs(np.mean(successes) - 0.25) < 0.1
 
 
-@pytest.mark.parametrize("kwargs, match", [({"num_targets": 0}, "num_targets"), ({"delay_steps": -1}, "delay_steps"),
+@pytest.mark.parametrize("kwargs, match", [({"num_targets": 0}, "num_targets must be >= 1"),
+                                           ({"delay_steps": -1}, "delay_steps must be >= 0"),
+                                           ({"cue_steps": -1}, "cue_steps must be >= 0, got -1"),
                                            ({"target_radius": 0.3}, "target_radius")])  # fmt: skip
 def test_invalid_settings_are_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):
