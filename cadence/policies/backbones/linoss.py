@@ -169,7 +169,10 @@ class LinOSSLayer(nn.Module):
         """Coefficients (state dtype) expanded to the 2P real channels, input map B̃ (H, 2P), readout C̃ (2P, H).
 
         Without autograd (control, evaluation) the result is cached until a parameter changes
-        (in-place updates bump ``Tensor._version``), so stepping does not re-discretize every step.
+        (in-place updates bump ``Tensor._version``), so stepping does not re-discretize every step. A switch of
+        training mode (``.train()``, ``.eval()``) drops the cache too: an optimizer that writes the parameters
+        without bumping their versions (PyTorch's fused AdamW, unless stepped through
+        :func:`cadence.training.optim.adamw`) is then caught at the usual ``.eval()`` before evaluating.
         """
         if torch.is_grad_enabled():
             return self._compute_io()
@@ -177,6 +180,11 @@ class LinOSSLayer(nn.Module):
         if self._io_cache is None or self._io_cache[0] != key:
             self._io_cache = (key, self._compute_io())
         return self._io_cache[1]
+
+    def train(self, mode: bool = True) -> LinOSSLayer:
+        """Set training mode (:meth:`torch.nn.Module.train`), dropping the cached coefficients (:meth:`_io`)."""
+        self._io_cache = None
+        return super().train(mode)
 
     def _compute_io(self) -> tuple[Transition, Tensor, Tensor]:
         # each oscillator's coefficients on its (re, im) channel pair: one stack and one copy for all six (at short

@@ -205,3 +205,19 @@ def test_bad_input_errors():
         bb(x)
     with pytest.raises(ValueError, match="variant 'rk4'"):
         backbone("rk4")
+
+
+def test_stepping_coefficients_follow_writes_the_version_counter_misses():
+    # the no-grad cache of a layer's coefficients is keyed on the parameters' versions; a write through .data (as
+    # PyTorch's fused AdamW does) leaves them unchanged, so the switch to eval mode must drop the cache
+    bb = backbone("damped").eval()
+    layer = bb.layers()[0]
+    x, state = torch.randn(2, 16), bb.initial_state(2)
+    with torch.no_grad():
+        before = bb.step(x, state)[0]
+        layer.B.data.mul_(2.0)
+        assert torch.equal(bb.step(x, state)[0], before)  # stale, as documented: nothing told the cache
+        bb.train().eval()
+        after = bb.step(x, state)[0]
+        torch.testing.assert_close(after, bb.forward(x[:, None], state)[0][:, 0], rtol=1e-5, atol=1e-6)
+    assert not torch.equal(after, before)
