@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import gymnasium as gym
@@ -59,6 +59,30 @@ class Progress:
     """The committed files' sha256 (``cadence.datasets.format.verify_files``); empty in older collections."""
     info: dict | None = None
     stats: dict | None = None
+
+
+@dataclass(frozen=True)
+class VideoEncoding:
+    """How recorded camera frames are encoded: LeRobot video features written with LeRobot's encoder
+    (``lerobot.configs.video.RGBEncoderConfig``: codec, pixel format, crf).
+
+    The default is H.264 with full-resolution colour (``yuv444p``) at crf 0: what is decoded equals what the policy
+    sees in the env up to the RGB <-> YUV rounding (at most 2 grey levels, ~530 bytes per 64 x 64 frame). LeRobot's
+    own default (AV1, ``yuv420p``, crf 30) halves the colour resolution and quantizes hard, and erased every pixel of
+    ``reacher_pixels``' 2-pixel red target (max error 146 grey levels): policies trained on those frames never saw
+    what they were asked to reach (``docs/tasks.md``, "Reacher from pixels"). Choose LeRobot's default with
+    ``video={codec:libsvtav1,pix_fmt:yuv420p,crf:30}`` for large scenes where size matters more than small details.
+    """
+
+    codec: str = "h264"
+    pix_fmt: str = "yuv444p"
+    crf: int = 0
+
+    def encoder(self):
+        """The LeRobot encoder config of these settings."""
+        from lerobot.configs.video import RGBEncoderConfig
+
+        return RGBEncoderConfig(vcodec=self.codec, pix_fmt=self.pix_fmt, crf=self.crf)
 
 
 def episode_rng(seed: int, stream: int, episode: int) -> tuple[int, np.random.Generator]:
@@ -186,7 +210,8 @@ def _load_progress(root: Path, settings: dict) -> Progress:
 
 def collect_dataset(env: EnvConfig | DictConfig | dict | str, expert: str | Expert, episodes: int,
                     root: str | Path, noise: float = 0.0, seed: int = 0, part_episodes: int = 10,
-                    reference_episodes: int = 5, render: bool | None = None) -> dict:  # fmt: skip
+                    reference_episodes: int = 5, render: bool | None = None,
+                    video: VideoEncoding | dict | None = None) -> dict:  # fmt: skip
     """Records ``episodes`` expert episodes of ``env`` into the LeRobot dataset at ``root`` and returns its
     ``meta/cadence.json`` metadata.
 
@@ -196,7 +221,8 @@ def collect_dataset(env: EnvConfig | DictConfig | dict | str, expert: str | Expe
     ``reference_episodes`` clean-expert and floor-policy episodes (:func:`reference_returns`) give the
     reference returns of normalized scores. ``render``: record the env's camera (``env.camera``) as a LeRobot
     video feature — None: when the env config has one; True: always (the default :class:`CameraConfig` when it
-    has none); False: never (the camera section is dropped).
+    has none); False: never (the camera section is dropped). ``video``: how the frames are encoded
+    (:class:`VideoEncoding`, a dict of its fields, or None for its lossless default); part of the settings.
     """
     if episodes < 1 or part_episodes < 1:
         raise ValueError(f"episodes and part_episodes must be >= 1, got {episodes} and {part_episodes}")
@@ -207,6 +233,13 @@ def collect_dataset(env: EnvConfig | DictConfig | dict | str, expert: str | Expe
     gym_env = make_env(cfg)
     expert_name, expert_fn = _resolve_expert(expert, gym_env)
     settings = {"env": asdict(cfg), "expert": expert_name, "noise": float(noise), "seed": int(seed)}
+    if cfg.camera is not None:
+        if not isinstance(video, VideoEncoding):
+            if unknown := sorted(set(video or {}) - {f.name for f in fields(VideoEncoding)}):
+                raise ValueError(f"video has unknown key(s) {unknown}; its keys are codec, pix_fmt and crf "
+                                 "(cadence.datasets.collect.VideoEncoding)")  # fmt: skip
+            video = VideoEncoding(**(video or {}))
+        settings["video"] = asdict(video)
     progress = _load_progress(root, settings)
     if len(progress.returns) > episodes:
         raise ValueError(f"{root} already holds {len(progress.returns)} episodes, more than the {episodes} requested")
@@ -236,15 +269,17 @@ def _record_part(root: Path, progress: Progress, env: gym.Env, expert: Expert, c
     """Records the episodes ``part`` and commits them (module docstring)."""
     repo_id = f"cadence/{cfg.name}"
     cameras = {} if cfg.camera is None else {cfg.camera.feature: (cfg.camera.height, cfg.camera.width)}
+    encoder = VideoEncoding(**progress.settings["video"]).encoder() if cameras else None
     if cameras:  # LeRobot hands libav's logging back to libav, whose mp4 muxer prints two lines per episode
         import av
 
         av.logging.set_libav_level(av.logging.WARNING)
     if progress.returns:
-        ds = LeRobotDataset.resume(repo_id, root=root, video_backend="pyav")
+        ds = LeRobotDataset.resume(repo_id, root=root, video_backend="pyav", rgb_encoder=encoder)
     else:
         ds = LeRobotDataset.create(repo_id=repo_id, root=root, fps=fps, features=features(*shapes, cameras),
-                                   robot_type=cfg.id, use_videos=bool(cameras), video_backend="pyav")  # fmt: skip
+                                   robot_type=cfg.id, use_videos=bool(cameras), video_backend="pyav",
+                                   rgb_encoder=encoder)  # fmt: skip
         write_json(root / PROGRESS_FILE, asdict(progress))
 
     def record(obs, info, clean, reward, done):

@@ -39,7 +39,7 @@ def main(cfg: DictConfig) -> None:
 
     meta = collect_dataset(cfg.env, cfg.expert, cfg.episodes, cfg.out, noise=cfg.noise, seed=cfg.seed,
                            part_episodes=cfg.part_episodes, reference_episodes=cfg.reference_episodes,
-                           render=cfg.render)  # fmt: skip
+                           render=cfg.render, video=cfg.video)  # fmt: skip
     print(summary(meta, cfg.out))
 
 

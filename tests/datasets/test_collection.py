@@ -110,7 +110,10 @@ def test_render_records_the_frames_the_expert_acted_on_and_an_interrupted_collec
     assert any(f.startswith("videos/") for f in committed_sha256(tmp_path / "resumed"))
     _, info = env.reset(seed=episode_rng(0, MAIN, 1)[0])  # the first frame of episode 1, rendered afresh
     rendered = torch.from_numpy(info["observation.images.top"]).permute(2, 0, 1).float()
-    assert (one.data.images[50].float() - rendered).abs().mean() < 4  # AV1 is lossy: a few grey levels
+    # lossless H.264 4:4:4 (VideoEncoding): the frame as rendered up to the RGB <-> YUV rounding, the 2-pixel target
+    # included (LeRobot's default AV1 4:2:0 at crf 30 is off by up to 146 grey levels there and erases the target)
+    assert (one.data.images[50].float() - rendered).abs().max() <= 3
+    assert meta["video"] == {"codec": "h264", "pix_fmt": "yuv444p", "crf": 0}
     assert (one.data.images[0].float() - rendered).abs().mean() > (one.data.images[50].float() - rendered).abs().mean()
     state_only = collect_dataset("reacher_pixels", "reacher", 1, tmp_path / "state", render=False, **kw)
     assert state_only["env"]["camera"] is None and not (tmp_path / "state" / "videos").exists()
@@ -127,3 +130,11 @@ def test_reach_pixels_records_its_masked_state_beside_the_full_one_and_the_frame
     assert features[OBS]["shape"] == [9] and features[STATE]["shape"] == [11] and meta["episode_successes"] == [True]
     demos = load_demonstrations(tmp_path / "rp", make_env("reach_pixels"))
     assert demos.image_keys == ["observation.images.top"] and demos.data.images.shape == (50, 3, 64, 64)
+
+
+def test_the_frames_encoding_is_a_setting_and_a_wrong_key_is_named(tmp_path):
+    with pytest.raises(ValueError, match=r"video has unknown key\(s\) \['quality'\]; its keys are codec, pix_fmt"):
+        collect_dataset("reach_pixels", "cue_reacher", 1, tmp_path / "rp", video={"quality": 3}, reference_episodes=1)
+    collect_dataset("reach_pixels", "cue_reacher", 1, tmp_path / "rp", video={"crf": 10}, reference_episodes=1)
+    with pytest.raises(ValueError, match="other settings.*'video'"):
+        collect_dataset("reach_pixels", "cue_reacher", 2, tmp_path / "rp", reference_episodes=1)
