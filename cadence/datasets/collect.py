@@ -69,8 +69,9 @@ class VideoEncoding:
     The default is H.264 with full-resolution colour (``yuv444p``) at crf 0: what is decoded equals what the policy
     sees in the env up to the RGB <-> YUV rounding (at most 2 grey levels, ~530 bytes per 64 x 64 frame). LeRobot's
     own default (AV1, ``yuv420p``, crf 30) halves the colour resolution and quantizes hard, and erased every pixel of
-    ``reacher_pixels``' 2-pixel red target (max error 146 grey levels): policies trained on those frames never saw
-    what they were asked to reach (``docs/tasks.md``, "Reacher from pixels"). Choose LeRobot's default with
+    the 2-pixel red target of ``reach_pixels`` (max error 131 grey levels; ``tools/video_encoding_probe.py``):
+    policies trained on those frames never saw what they were asked to reach (``docs/tasks.md``, "Reacher from
+    pixels"). Choose LeRobot's default with
     ``video={codec:libsvtav1,pix_fmt:yuv420p,crf:30}`` for large scenes where size matters more than small details.
     """
 
