@@ -26,6 +26,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
+from .atomic import atomic_path, write_text
 from .configs import check_device
 from .envs.camera import IMAGES_PREFIX
 from .policies.image_encoder import assemble_frames
@@ -232,21 +233,14 @@ def record_video(policy, video_fn, path: Path, seed: int = 0, fps: int | None = 
         fps = fps or env.metadata.get("render_fps") or 30
     finally:
         env.close()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.mp4")
-    imageio.mimwrite(tmp, frames, fps=fps, macro_block_size=1)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        imageio.mimwrite(tmp, frames, fps=fps, macro_block_size=1)
     return path
 
 
 def write_result(result: EvalResult, path: str | os.PathLike, extra: dict | None = None) -> Path:
     """Write the result as JSON atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result.to_dict() | (extra or {}), indent=2))
-    tmp.replace(path)
-    return path
+    return write_text(path, json.dumps(result.to_dict() | (extra or {}), indent=2))
 
 
 def check_env_matches(policy, env: gym.Env, name: str, trained_on: str | None, checkpoint: Path) -> None:

@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
+from .atomic import atomic_path  # noqa: E402
 from .datasets import ACTION, WindowDataset  # noqa: E402
 from .policies import PolicyConfig, SequencePolicy  # noqa: E402
 from .policies.backbones.linoss_init import InitConfig  # noqa: E402
@@ -79,7 +80,8 @@ def _save(fig, ax, ylabel: str | None, title: str, path: Path) -> None:
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
 
 

@@ -21,6 +21,8 @@ FORBIDDEN = {
     "configs": ("envs", "datasets", "policies", "training", "evaluation", "comparison", "deploy", "lerobot", "scripts"),
     "progress": ("envs", "datasets", "policies", "training", "evaluation", "comparison", "deploy", "lerobot", "scripts"),
     "spectral": ("envs", "datasets", "policies", "training", "evaluation", "comparison", "deploy", "lerobot", "scripts"),
+    "atomic": ("configs", "progress", "spectral", "envs", "datasets", "policies", "training", "evaluation", "comparison",
+               "deploy", "lerobot", "scripts"),
 }
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from ..atomic import atomic_path, write_text
 from ..configs import compose
 from ..datasets.format import write_json
 from .grid import LRSweep, Tuning, format_value, resolve_task
@@ -196,10 +197,9 @@ def _save(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}")
-    fig.savefig(tmp, dpi=120, format="png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
-    tmp.replace(path)
     return path
 
 
@@ -428,17 +428,12 @@ def write_report(out: Path, text: str, summary: dict, plots: dict[str, Callable[
     file atomically; ``copy`` (a Markdown path, e.g. ``docs/comparison/bc/report.md``) gets the text too
     and the figures beside it."""
     out.mkdir(parents=True, exist_ok=True)
-    _write_text(out / "results.md", text)
+    write_text(out / "results.md", text)
     write_json(out / "summary.json", {f"{t}/{b}": v for (t, b), v in summary["cells"].items()})
     for folder in [out] + ([Path(copy).parent] if copy else []):
         folder.mkdir(parents=True, exist_ok=True)
         for name, draw in plots.items():
             draw(summary, folder / name)
     if copy:
-        _write_text(Path(copy), text)
+        write_text(Path(copy), text)
 
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)

@@ -33,6 +33,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..atomic import write_text
+
 OBS, STATE, ACTION, REWARD, DONE = ("observation.state", "observation.environment_state", "action", "next.reward",
                                     "next.done")  # fmt: skip
 OBSERVATION_PREFIX = "observation."
@@ -60,10 +62,8 @@ def features(obs_dim: int, state_dim: int, action_dim: int, cameras: dict[str, t
 
 
 def write_json(path: Path, data: dict) -> None:
-    """Writes ``data`` to ``path`` atomically (temp file + os.replace)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    """Writes ``data`` to ``path`` atomically (:mod:`cadence.atomic`)."""
+    write_text(path, json.dumps(data, indent=2))
 
 
 def read_json(path: Path) -> dict:
