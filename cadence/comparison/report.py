@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import platform
@@ -20,6 +21,8 @@ from ..configs import compose
 from ..datasets.format import write_json
 from .grid import LRSweep, Tuning, format_value, resolve_task
 from .stats import CONVERGED_GAIN, CONVERGED_TAIL
+
+log = logging.getLogger(__name__)
 
 
 def provenance(argv: list[str]) -> str:
@@ -426,8 +429,12 @@ def write_report(out: Path, text: str, summary: dict, plots: dict[str, Callable[
     """Write the report of ``summary`` under ``out``: ``results.md`` (``text``), ``summary.json`` (the
     statistics of every ``TASK/ARM`` cell) and the figures ``plots`` (``{FILE_NAME: plot function}``), every
     file atomically; ``copy`` (a Markdown path, e.g. ``docs/comparison/bc/report.md``) gets the text too
-    and the figures beside it."""
+    and the figures beside it. Without a scored cell (every cell out of budget) the score figures
+    (:data:`GRID_PLOTS`) are skipped: they would be empty."""
     out.mkdir(parents=True, exist_ok=True)
+    if not summary["cells"]:
+        log.info("no cell has a score (every one is out of budget): no %s", ", ".join(GRID_PLOTS))
+        plots = {name: draw for name, draw in plots.items() if name not in GRID_PLOTS}
     write_text(out / "results.md", text)
     write_json(out / "summary.json", {f"{t}/{b}": v for (t, b), v in summary["cells"].items()})
     for folder in [out] + ([Path(copy).parent] if copy else []):

@@ -146,6 +146,15 @@ def test_memory_plot_and_grid_plots_write_memory_png_only_for_a_grid_with_memory
     assert (tmp_path / "again.png").read_bytes()[:8] == PNG
 
 
+def test_a_report_of_out_of_budget_cells_only_writes_its_text_and_the_memory_figure(tmp_path):
+    # the memory grid's D = 4096 task, run for mamba alone: every cell out of budget, nothing to draw bars of
+    results = [r for r in memory_results() if r["task"] == "mr_d4096" and r["backbone"] == "transformer"]
+    summary = summarize(results)
+    assert summary["cells"] == {}
+    write_report(tmp_path, "# title\n", summary, grid_plots(memory_summary(results, MEMORY, LEVELS)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["memory.png", "results.md", "summary.json"]
+
+
 def test_grid_report_appends_the_memory_section_and_ranks_without_the_memory_tasks():
     results = memory_results()
     summary = summarize(results, unranked=MEMORY)
