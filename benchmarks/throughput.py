@@ -59,7 +59,7 @@ def measure(row: str, L: int, batch: int, seconds: float, profile: bool = False)
     resets[:, 0] = True
 
     def step():
-        loss, _ = objective(obs, actions, valid, None, resets)
+        loss, *_ = objective(obs, actions, valid, None, resets)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)

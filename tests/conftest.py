@@ -88,3 +88,44 @@ def write_lerobot_dataset(tmp_path_factory):
         return root
 
     return write
+
+
+@pytest.fixture(scope="session")
+def record_camera_dataset():
+    """``record(root, video, episodes=4, steps=25, size=32, privileged=False) -> root``: a camera dataset written
+    with LeRobot's own writer at InvertedPendulum-v5's rate and spaces (25 fps, a (4,) state of noise, a (1,)
+    action), camera ``observation.images.cam`` (size × size) showing frames of uniform random brightness. The
+    action is the brightness in [-1, 1], visible only in the image; with ``privileged`` the action is noise and the
+    brightness is recorded in ``observation.environment_state`` (beside a constant 3), which the policy does not
+    observe."""
+    import numpy as np
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    from lerobot.utils.utils import SuppressProgressBars
+
+    def record(root, video: bool, episodes: int = 4, steps: int = 25, size: int = 32, privileged: bool = False):
+        vector = lambda n: {"dtype": "float32", "shape": (n,), "names": None}  # noqa: E731
+        features = {"observation.state": vector(4), "action": vector(1),
+                    "observation.images.cam": {"dtype": "video" if video else "image", "shape": (size, size, 3),
+                                               "names": ["height", "width", "channels"]}}  # fmt: skip
+        features |= {"observation.environment_state": vector(2)} if privileged else {}
+        ds = LeRobotDataset.create(repo_id="user/camera", root=root, fps=25, features=features, use_videos=video,
+                                   video_backend="pyav")  # fmt: skip
+        rng = np.random.default_rng(0)
+        try:
+            for _ in range(episodes):
+                for _ in range(steps):
+                    level = int(rng.integers(0, 256))
+                    seen = np.array([level / 127.5 - 1], np.float32)
+                    frame = {"observation.state": rng.normal(size=4).astype(np.float32),
+                             "observation.images.cam": np.full((size, size, 3), level, np.uint8), "task": "look"}
+                    if privileged:
+                        frame |= {"action": rng.normal(size=1).astype(np.float32),
+                                  "observation.environment_state": np.array([seen[0], 3.0], np.float32)}
+                    ds.add_frame(frame | ({} if privileged else {"action": seen}))
+                with SuppressProgressBars():
+                    ds.save_episode()
+        finally:
+            ds.finalize()
+        return root
+
+    return record

@@ -3,10 +3,12 @@
 the cued target is ``observation.environment_state`` dims 6..9) either to name the target (``--mode class``,
 cross-entropy) or to predict the expert's action from the features and the state (``--mode action``, MSE on actions
 normalized per dimension, BC's objective), holding out the last ``--held-out`` episodes; prints the held-out loss
-(and accuracy) five times. ``--mode floors``: the same head on vectors instead of frames (state; state + target;
+(and accuracy) five times. ``--mode action_aux``: the action loss plus the target's cross-entropy from the image
+features alone through a linear layer (an auxiliary loss on privileged information, used in training only).
+``--mode floors``: the same head on vectors instead of frames (state; state + target;
 state + velocities; full state), the reference points of the action loss.
 
-    python tools/image_bc_probe.py DATASET --mode class|action|floors [--steps 500] [--lr 1e-3] [--shift 4]
+    python tools/image_bc_probe.py DATASET --mode class|action|action_aux|floors [--steps 500] [--lr 1e-3] [--shift 4]
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def head(width: int, out: int) -> nn.Module:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", type=Path)
-    parser.add_argument("--mode", choices=["class", "action", "floors"], required=True)
+    parser.add_argument("--mode", choices=["class", "action", "action_aux", "floors"], required=True)
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--shift", type=int, default=4, help="random-shift pixels (the policies' default)")
@@ -68,15 +70,21 @@ def main() -> None:
         return
     images = decode_images(args.dataset, read_info(args.dataset)["features"], [args.camera])
     encoder = ImageEncoder(tuple(images.shape[1:]), FEATURES, args.shift)
-    net = head(FEATURES + (obs.shape[1] if args.mode == "action" else 0), act.shape[1] if args.mode == "action" else 4)
-    opt = torch.optim.AdamW([*encoder.parameters(), *net.parameters()], args.lr)
+    acts = args.mode != "class"
+    net = head(FEATURES + (obs.shape[1] if acts else 0), act.shape[1] if acts else 4)
+    aux = nn.Linear(FEATURES, 4)  # action_aux: the target named from the image features
+    opt = torch.optim.AdamW([*encoder.parameters(), *net.parameters(), *aux.parameters()], args.lr)
 
     def loss_of(i: torch.Tensor) -> tuple[torch.Tensor, float]:
         f = encoder(images[i])
         if args.mode == "class":
             y = net(f)
             return F.cross_entropy(y, target[i]), (y.argmax(1) == target[i]).float().mean().item()
-        return (net(torch.cat([f, obs_n[i]], 1)) - act_n[i]).square().mean(), float("nan")
+        error = (net(torch.cat([f, obs_n[i]], 1)) - act_n[i]).square().mean()
+        if args.mode == "action" or not encoder.training:  # the held-out loss is the action error alone
+            named = (aux(f).argmax(1) == target[i]).float().mean().item() if args.mode == "action_aux" else float("nan")
+            return error, named
+        return error + F.cross_entropy(aux(f), target[i]), float("nan")
 
     t0 = time.time()
     for step in range(1, args.steps + 1):

@@ -54,14 +54,18 @@ class Batch(NamedTuple):
     """(B, L) bool, a new episode before step t (TBPTT streams); None for windows and episodes."""
     images: Tensor | None = None
     """(B, L, C, H, W) uint8 camera frames; None for a dataset without selected cameras."""
+    aux: Tensor | None = None
+    """(B, L, K) float32 auxiliary targets (``Demonstrations.aux``); None without them."""
 
 
 @dataclass
 class Demonstrations:
     """A dataset in memory: frames of all episodes back to back.
 
-    observations (N, O), actions (N, A) float32; images (N, C, H, W) uint8 or None (no camera selected);
-    episode e covers frames [ep_from[e], ep_to[e]).
+    observations (N, O), actions (N, A) float32; images (N, C, H, W) uint8 or None (no camera selected); aux
+    (N, K) float32 or None: auxiliary targets, privileged features the policy does not observe that training may
+    teach its image encoder to predict (``algo.image_aux_key``), normalized; episode e covers frames
+    [ep_from[e], ep_to[e]).
     """
 
     observations: Tensor
@@ -69,6 +73,7 @@ class Demonstrations:
     ep_from: Tensor
     ep_to: Tensor
     images: Tensor | None = None
+    aux: Tensor | None = None
 
     def __post_init__(self):
         self.frame_episode = torch.repeat_interleave(torch.arange(len(self.ep_from)), self.ep_to - self.ep_from)
@@ -77,19 +82,22 @@ class Demonstrations:
         if self.images is not None and len(self.images) != len(self.observations):
             raise ValueError(f"{len(self.images)} camera frames for {len(self.observations)} frames; the dataset's "
                              "videos or images do not cover its frames: record the dataset again")  # fmt: skip
+        if self.aux is not None and len(self.aux) != len(self.observations):
+            raise ValueError(f"{len(self.aux)} auxiliary targets for {len(self.observations)} frames")
 
     def __len__(self) -> int:
         return len(self.observations)
 
     def to(self, device: torch.device | str) -> Demonstrations:
         """The frames on ``device`` (the episode index stays on the CPU, where the samplers run)."""
-        images = None if self.images is None else self.images.to(device)
-        return Demonstrations(self.observations.to(device), self.actions.to(device), self.ep_from, self.ep_to, images)
+        images, aux = (None if x is None else x.to(device) for x in (self.images, self.aux))
+        return Demonstrations(self.observations.to(device), self.actions.to(device), self.ep_from, self.ep_to, images,
+                              aux)  # fmt: skip
 
     def batch(self, idx: Tensor, valid: Tensor, resets: Tensor | None = None) -> Batch:
         """The :class:`Batch` of frames ``idx`` (B, L)."""
-        images = None if self.images is None else self.images[idx]
-        return Batch(self.observations[idx], self.actions[idx], valid, resets, images)
+        images, aux = (None if x is None else x[idx] for x in (self.images, self.aux))
+        return Batch(self.observations[idx], self.actions[idx], valid, resets, images, aux)
 
     def sample_windows(self, B: int, L: int, g: torch.Generator) -> Batch:
         """Windows [t, t + L) at uniformly drawn frames t; steps past the episode's end repeat its last frame and
@@ -121,9 +129,9 @@ class Demonstrations:
         parts = []
         for frames, eps in ((slice(0, k), slice(0, cut)), (slice(k, None), slice(cut, None))):
             offset = int(self.ep_from[eps][0])
+            images, aux = (None if x is None else x[frames] for x in (self.images, self.aux))
             parts.append(Demonstrations(self.observations[frames], self.actions[frames], self.ep_from[eps] - offset,
-                                        self.ep_to[eps] - offset,
-                                        None if self.images is None else self.images[frames]))  # fmt: skip
+                                        self.ep_to[eps] - offset, images, aux))  # fmt: skip
         return parts[0], parts[1]
 
 
@@ -211,12 +219,15 @@ def camera_keys(features: dict[str, dict], keys: Sequence[str]) -> list[str]:
 
 
 def load_demonstrations(root: str | os.PathLike, env: gym.Env | None, keys: Sequence[str] | None = None,
-                        image_size: Sequence[int] | None = None, image_cache_gib: float = 2.0
+                        image_size: Sequence[int] | None = None, image_cache_gib: float = 2.0,
+                        aux_key: str | None = None, aux_dims: Sequence[int] | None = None
                         ) -> LoadedDemonstrations:  # fmt: skip
     """Read the dataset at ``root`` for training a policy on ``env``'s observation and action spaces: the
     observation features :func:`observation_keys` picks with ``keys`` (None: the default), and ``action``. Camera
     features are decoded into ``data.images`` at ``image_size`` [H, W] (None: as recorded), refused over
     ``image_cache_gib`` (:func:`cadence.datasets.images.decode_images`); the env's observation space is the state's.
+    ``aux_key`` (a vector feature) with ``aux_dims`` (its dims; None: all) becomes ``data.aux``, normalized by the
+    dataset's statistics (:func:`auxiliary_targets`).
 
     Refused with a ValueError naming the dataset, the env and the fix: a dataset without ``action``, one whose
     fps is not the env's control rate (1 / ``env.unwrapped.dt``; not checked for an env that declares no ``dt``),
@@ -238,7 +249,10 @@ def load_demonstrations(root: str | os.PathLike, env: gym.Env | None, keys: Sequ
     if env is not None:
         check_fits_env(root, features, fps, env)
     may_rebuild = default and keys == [OBS] and STATE in features and env is not None  # rebuilt for another variant
-    ds = WindowDataset(root, keys=(*keys, ACTION, *([STATE] if may_rebuild else [])))
+    if aux_key is not None:
+        check_aux_key(root, features, aux_key, aux_dims)
+    extra = [k for k in ([STATE] if may_rebuild else []) + ([aux_key] if aux_key else []) if k not in keys]
+    ds = WindowDataset(root, keys=(*keys, ACTION, *dict.fromkeys(extra)))
     recorded_env = ds.metadata.get("env", {}).get("id")
     obs_dim = None if env is None else int(np.prod(env.observation_space.shape))
     if may_rebuild and recorded_env is not None and (ds.data[OBS].shape[1] != obs_dim or
@@ -261,13 +275,34 @@ def load_demonstrations(root: str | os.PathLike, env: gym.Env | None, keys: Sequ
     ref = ds.metadata.get("reference")
     images = decode_images(root, features, cameras, image_size, image_cache_gib) if cameras else None
     return LoadedDemonstrations(
-        data=Demonstrations(obs.float(), ds.data[ACTION].float(), ds.ep_from, ds.ep_to, images),
+        data=Demonstrations(obs.float(), ds.data[ACTION].float(), ds.ep_from, ds.ep_to, images,
+                            None if aux_key is None else auxiliary_targets(ds, aux_key, aux_dims)),
         stats={"observation": obs_stats, "action": ds.stats[ACTION]},
         reference_returns=(ref["expert"], ref["random"]) if ref else None,
         observation_keys=keys,
         image_keys=cameras,
         fps=fps,
     )
+
+
+def check_aux_key(root, features: dict, key: str, dims: Sequence[int] | None) -> None:
+    """Refuse an auxiliary target that is not a vector feature of the dataset, or dims outside it."""
+    vectors = sorted(k for k, f in features.items() if f["dtype"] not in IMAGE_DTYPES and len(f["shape"]) == 1)
+    if key not in vectors:
+        raise ValueError(f"algo.image_aux_key={key} is not a vector feature of {root}; its vector features are "
+                         f"{vectors}: name one (e.g. {STATE}, the full state a Cadence expert saw), or null")
+    size = int(features[key]["shape"][0])
+    if dims is not None and (not dims or not all(0 <= d < size for d in dims)):
+        raise ValueError(f"algo.image_aux_dims={list(dims)} must be dims of {key}, which has {size} "
+                         f"(0 … {size - 1}); or null for all of them")  # fmt: skip
+
+
+def auxiliary_targets(ds: WindowDataset, key: str, dims: Sequence[int] | None) -> Tensor:
+    """(N, K) float32: feature ``key``'s ``dims`` (None: all) of every frame, normalized by the dataset's mean and
+    std (a dim that never varies stays 0)."""
+    idx = torch.arange(ds.data[key].shape[1]) if dims is None else torch.as_tensor(list(dims))
+    mean, std = (ds.stats[key][s][idx].float() for s in ("mean", "std"))
+    return (ds.data[key][:, idx].float() - mean) / std.clamp_min(1e-6)
 
 
 def check_fits_env(root, features: dict, fps: int, env: gym.Env) -> None:

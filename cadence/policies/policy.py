@@ -174,10 +174,11 @@ class SequencePolicy(nn.Module):
         self.head = ActionHead(D, act_dim, cfg.head, cfg.log_std_init)
         self._state: State | None = None
 
-    def encode(self, obs: Tensor, images: Tensor | None = None) -> Tensor:
+    def encode(self, obs: Tensor, images: Tensor | None = None, image_features: Tensor | None = None) -> Tensor:
         """obs (…, O) [+ images (…, C, H, W) uint8] -> the backbone's input (…, D): normalization, the image
         encoder's features concatenated, then the encoder. The one path from an observation to features, in
-        training, rollouts, PPO and deployment alike."""
+        training, rollouts, PPO and deployment alike. ``image_features`` (…, F): ``self.image_encoder(images)``,
+        when the caller computed it already (BC's auxiliary loss reads it too), used in its place."""
         x = self.obs_norm(obs)
         if images is None and self.image_encoder is not None:
             raise ValueError(f"this policy observes camera frames (…, {self.image_shape}); pass images=uint8 "
@@ -189,20 +190,24 @@ class SequencePolicy(nn.Module):
             if images.shape[:-3] != obs.shape[:-1]:
                 raise ValueError(f"images {tuple(images.shape)} and obs {tuple(obs.shape)} must share their leading "
                                  "(batch, time) dims: one frame per observation")  # fmt: skip
-            x = torch.cat([x, self.image_encoder(images)], dim=-1)
+            x = torch.cat([x, self.image_encoder(images) if image_features is None else image_features], dim=-1)
         return self.encoder(x)
 
     # ---------------------------------------------------------------- sequence (training) mode
     def features(self, obs: Tensor, state: State | None = None, resets: Tensor | None = None,
-                 images: Tensor | None = None) -> tuple[Tensor, State]:  # fmt: skip
-        """obs (B, L, O) [+ images (B, L, C, H, W)] -> backbone features (B, L, D) and the final state."""
+                 images: Tensor | None = None, image_features: Tensor | None = None
+                ) -> tuple[Tensor, State]:  # fmt: skip
+        """obs (B, L, O) [+ images (B, L, C, H, W)] -> backbone features (B, L, D) and the final state
+        (``image_features``: see :meth:`encode`)."""
         check_input("obs", obs, self.obs_dim, seq=True)
-        return self.backbone(self.encode(obs, images), state, resets)
+        return self.backbone(self.encode(obs, images, image_features), state, resets)
 
     def forward(self, obs: Tensor, state: State | None = None, resets: Tensor | None = None,
-                images: Tensor | None = None) -> tuple[Tensor, State]:  # fmt: skip
-        """obs (B, L, O) [+ images (B, L, C, H, W)] -> (normalized action mean (B, L, A), final state)."""
-        h, state = self.features(obs, state, resets, images)
+                images: Tensor | None = None, image_features: Tensor | None = None
+               ) -> tuple[Tensor, State]:  # fmt: skip
+        """obs (B, L, O) [+ images (B, L, C, H, W)] -> (normalized action mean (B, L, A), final state)
+        (``image_features``: see :meth:`encode`)."""
+        h, state = self.features(obs, state, resets, images, image_features)
         return self.head(h), state
 
     # ---------------------------------------------------------------- stepping (control) mode

@@ -21,21 +21,25 @@ three ways (``batches``):
   (``env.unwrapped.memory_horizon``, e.g. the cue → delay task), else ``streams``; resolved by the run
   layer (:func:`resolve_batches`).
 
-Loss: MSE between the head output and the normalized expert action (``loss: mse``), or the
-negative log-likelihood of a gaussian head (``loss: nll``). AdamW (:mod:`.optim`: matrices decayed, the
-backbone's recurrence parameters at ``recurrence_lr_factor`` × ``lr``), linear warm-up then cosine decay,
-gradient clipping, optional EMA of the weights (evaluated and saved in place of the raw weights).
+Loss: MSE between the head output and the normalized expert action (``loss: mse``), or the negative log-likelihood
+of a gaussian head (``loss: nll``). An image policy may add an auxiliary loss (``image_aux_key``): a linear layer
+reads privileged features the policy does not observe (e.g. the target's position in
+``observation.environment_state``) from its image encoder's features, by MSE on their normalized values at
+``image_aux_weight`` × — training only; the saved and deployed policy does not hold the layer and sees the state and
+the camera as before. BC's action loss alone may not teach an encoder trained from scratch to read a small target
+from the frames (``docs/tasks.md``, ``reach_pixels``), as asking for the target directly does. AdamW (:mod:`.optim`:
+matrices decayed, the backbone's recurrence parameters at ``recurrence_lr_factor`` × ``lr``), linear warm-up then
+cosine decay, gradient clipping, optional EMA of the weights (evaluated and saved in place of the raw weights).
 
-Checkpoints (:mod:`.checkpoint`): ``best`` by evaluation score, ``last`` with the resume state (optimizer,
-schedule, EMA, step, RNG and stream states), so that ``resume`` continues the run exactly.
+Checkpoints (:mod:`.checkpoint`): ``best`` by evaluation score, ``last`` with the resume state (optimizer, schedule,
+EMA, step, RNG and stream states), so that ``resume`` continues the run exactly.
 
-Data parallel (``torchrun``, :mod:`cadence.training.distributed`): every rank draws the same global
-batch of B windows from the same sampler seed and trains on its own rows r·B/W … (r+1)·B/W − 1
-(B must divide by W); DDP averages the gradients, and the loss is normalized by the global number of
-valid steps, so W processes take the same steps as one process with batch B, up to floating-point
-reduction order. Rank 0 alone logs, evaluates and writes checkpoints; the carried TBPTT state is
-gathered into the checkpoint as one (B, …) state, so a run resumes on any number of processes.
-Dropout draws from ``seed + rank``.
+Data parallel (``torchrun``, :mod:`cadence.training.distributed`): every rank draws the same global batch of B
+windows from the same sampler seed and trains on its own rows r·B/W … (r+1)·B/W − 1 (B must divide by W); DDP
+averages the gradients, and the loss is normalized by the global number of valid steps, so W processes take the same
+steps as one process with batch B, up to floating-point reduction order. Rank 0 alone logs, evaluates and writes
+checkpoints; the carried TBPTT state is gathered into the checkpoint as one (B, …) state, so a run resumes on any
+number of processes. Dropout draws from ``seed + rank``.
 """
 
 from __future__ import annotations
@@ -140,6 +144,13 @@ class BCConfig:
     """Gradient steps between writes of checkpoints/last (the resume point); also written at every evaluation."""
     log_every: int = 50
     """Gradient steps between TensorBoard scalars."""
+    image_aux_key: str | None = None
+    """An image policy's auxiliary target (module docstring): a vector feature of the dataset (e.g.
+    ``observation.environment_state``) that its image encoder learns to predict, in training only; None: none."""
+    image_aux_dims: list[int] | None = None
+    """The dims of ``image_aux_key`` to predict; None: all of them."""
+    image_aux_weight: float = 1.0
+    """Weight of the auxiliary loss beside the action loss (both in normalized units)."""
     time_budget_s: float | None = None
     """Give up early on a run that cannot fit: after gradient steps 2–4, if their seconds per step × ``steps``
     exceeds this, stop with :class:`OutOfBudget` (the comparison records the cell as out of budget); None: no limit."""
@@ -161,6 +172,9 @@ class BCConfig:
                              "or null to keep the recorded size")  # fmt: skip
         if self.image_cache_gib <= 0:
             raise ValueError(f"algo.image_cache_gib must be > 0, got {self.image_cache_gib}")
+        if self.image_aux_weight <= 0:
+            raise ValueError(f"algo.image_aux_weight must be > 0, got {self.image_aux_weight}; to train without the "
+                             "auxiliary loss, set algo.image_aux_key=null")  # fmt: skip
         for name in ("steps", "batch_size", "window", "eval_episodes", "eval_envs", "save_every", "log_every"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"algo.{name} must be >= 1, got {getattr(self, name)}")
@@ -192,6 +206,11 @@ def masked_loss(policy: SequencePolicy, mean: Tensor, actions: Tensor, valid: Te
         per_step = ((mean - target) ** 2).mean(-1)
     else:
         per_step = -policy.head.distribution(mean).log_prob(target)
+    return masked_mean(per_step, valid, denominator)
+
+
+def masked_mean(per_step: Tensor, valid: Tensor, denominator: Tensor | None = None) -> Tensor:
+    """per_step (B, L) -> its mean over the ``valid`` (B, L) steps (``denominator``: see :func:`masked_loss`)."""
     return (per_step * valid).sum() / (valid.sum().clamp_min(1) if denominator is None else denominator)
 
 
@@ -210,18 +229,32 @@ def validation_loss(policy: SequencePolicy, data: Demonstrations, kind: str, bat
 
 
 class BCObjective(nn.Module):
-    """The loss of one batch as a module, so that DDP wraps the whole computation (head included)."""
+    """The loss of one batch as a module, so that DDP wraps the whole computation (head included). With
+    ``aux_dim`` K > 0 (an image policy's auxiliary loss, module docstring) it holds the linear layer ``aux``
+    (image features F -> K), which is trained with the policy but is not part of it."""
 
-    def __init__(self, policy: SequencePolicy, kind: str):
+    def __init__(self, policy: SequencePolicy, kind: str, aux_dim: int = 0, aux_weight: float = 1.0):
         super().__init__()
-        self.policy, self.kind = policy, kind
+        self.policy, self.kind, self.aux_weight = policy, kind, aux_weight
+        if aux_dim and policy.image_encoder is None:
+            raise ValueError("algo.image_aux_key teaches a policy's image encoder, and this policy observes no "
+                             "camera: select a camera feature (algo.observation_keys) or set algo.image_aux_key=null")
+        self.aux = nn.Linear(policy.cfg.image_features, aux_dim) if aux_dim else None
 
     def forward(self, obs: Tensor, actions: Tensor, valid: Tensor, state: State | None, resets: Tensor | None,
-                denominator: Tensor | None = None, images: Tensor | None = None) -> tuple[Tensor, State]:  # fmt: skip
+                denominator: Tensor | None = None, images: Tensor | None = None, aux: Tensor | None = None
+                ) -> tuple[Tensor, State, Tensor | None]:  # fmt: skip
         """obs (B, L, O), actions (B, L, A), valid (B, L), resets (B, L) or None, images (B, L, C, H, W) uint8 or
-        None -> (loss, final state)."""
-        mean, final = self.policy(obs, state, resets, images)
-        return masked_loss(self.policy, mean, actions, valid, self.kind, denominator), final
+        None, aux (B, L, K) normalized auxiliary targets (with ``aux_dim``) -> (loss, final state, the auxiliary
+        loss or None); the loss is the action loss + ``aux_weight`` × the auxiliary loss."""
+        if self.aux is None:
+            mean, final = self.policy(obs, state, resets, images)
+            return masked_loss(self.policy, mean, actions, valid, self.kind, denominator), final, None
+        features = self.policy.image_encoder(images)  # once, for the policy and the auxiliary layer
+        mean, final = self.policy(obs, state, resets, images, features)
+        aux_loss = masked_mean(((self.aux(features) - aux) ** 2).mean(-1), valid, denominator)
+        loss = masked_loss(self.policy, mean, actions, valid, self.kind, denominator)
+        return loss + self.aux_weight * aux_loss, final, aux_loss
 
 
 class BCTrainer:
@@ -241,13 +274,18 @@ class BCTrainer:
         self.gen = torch.Generator().manual_seed(seed)  # the same on every rank: one global batch
         torch.manual_seed(seed + self.dist.rank)
         self.rows = self.dist.shard(cfg.batch_size, "algo.batch_size")  # this rank's rows of the batch
-        self.objective = BCObjective(self.policy, cfg.loss)
+        aux_dim = 0 if data.aux is None else data.aux.shape[1]
+        if bool(aux_dim) != (cfg.image_aux_key is not None):
+            raise ValueError(f"algo.image_aux_key={cfg.image_aux_key} needs demonstrations loaded with that key's "
+                             "auxiliary targets (load_demonstrations(aux_key=...)), and only then")  # fmt: skip
+        self.objective = BCObjective(self.policy, cfg.loss, aux_dim, cfg.image_aux_weight).to(self.device)
+        self.aux = self.objective.aux  # trained beside the policy, saved in checkpoints/last only
         if self.dist.enabled:  # gradients averaged over ranks
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             unused = cfg.loss == "mse" and policy.head.log_std is not None  # a gaussian head's log_std gets no gradient
             self.objective = DistributedDataParallel(self.objective, device_ids=device_ids,
                                                      find_unused_parameters=unused)  # fmt: skip
-        groups = param_groups(policy, cfg.weight_decay, cfg.lr, {RECURRENCE: cfg.recurrence_lr_factor})
+        groups = param_groups(self.objective, cfg.weight_decay, cfg.lr, {RECURRENCE: cfg.recurrence_lr_factor})
         self.opt = adamw(groups, cfg.lr)
         self.sched = scheduler(self.opt, cfg.warmup_steps, cfg.steps)
         self.ema = AveragedModel(policy, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay)) if cfg.ema_decay else None
@@ -286,7 +324,8 @@ class BCTrainer:
                  "ema": self.ema.state_dict() if self.ema is not None else {}, "torch_rng": torch.get_rng_state(),
                  "sampler_rng": self.gen.get_state(),
                  "streams": self.streams.state_dict() if self.streams is not None else {},
-                 "carried": list(carried) if carried is not None else []}  # fmt: skip
+                 "carried": list(carried) if carried is not None else [],
+                 "aux": self.aux.state_dict() if self.aux is not None else {}}  # fmt: skip
         self.ckpt.save("last", self.eval_policy(), self.step, self.history, state)
 
     def resume(self) -> bool:
@@ -296,6 +335,8 @@ class BCTrainer:
             return False
         s, self.history = loaded
         self.policy.load_state_dict(s["policy"])
+        if self.aux is not None:
+            self.aux.load_state_dict(s["aux"])
         self.opt.load_state_dict(s["optimizer"])
         self.sched.load_state_dict(s["scheduler"])
         if self.ema is not None:
@@ -326,13 +367,14 @@ class BCTrainer:
         valid = batch.valid
         # with W ranks: divide by the global valid count / W, so that DDP's gradient mean is the global loss's
         denominator = self.dist.mean(valid.sum().float()) if self.dist.enabled else None
-        self.policy.train()
-        loss, final = self.objective(batch.obs, batch.actions, valid, state, batch.resets, denominator, batch.images)
+        self.objective.train()  # the policy and the auxiliary layer
+        loss, final, aux_loss = self.objective(batch.obs, batch.actions, valid, state, batch.resets, denominator,
+                                               batch.images, batch.aux)  # fmt: skip
         if self.streams is not None:
             self.carried = tuple(s.detach() for s in final)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.objective.parameters(), self.cfg.grad_clip)
         loss = self.dist.mean(loss)  # the global batch's loss (the same tensor on one process)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at step {self.step}; lower algo.lr or check the data")
@@ -341,7 +383,8 @@ class BCTrainer:
         if self.ema is not None:
             self.ema.update_parameters(self.policy)
         self.step += 1
-        return {"loss": loss.item(), "grad_norm": grad_norm.item(), "lr": self.sched.get_last_lr()[0]}
+        metrics = {"loss": loss.item(), "grad_norm": grad_norm.item(), "lr": self.sched.get_last_lr()[0]}
+        return metrics | ({} if aux_loss is None else {"aux_loss": self.dist.mean(aux_loss.detach()).item()})
 
     def run_eval(self) -> dict:
         policy = self.eval_policy()

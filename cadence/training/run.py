@@ -105,10 +105,16 @@ def train_bc(cfg: DictConfig) -> dict:
     env = None if env_cfg is None else make_env(env_cfg)
     horizon = None if env is None else memory_horizon(env)
     algo = resolve_batches(algo, horizon)  # batches=auto: whole episodes on a long-memory task
+    features = read_info(cfg.dataset)["features"]
+    cameras = camera_keys(features, observation_keys(cfg.dataset, features, algo.observation_keys))
     if env is not None:
-        features = read_info(cfg.dataset)["features"]
-        check_cameras(cfg, camera_keys(features, observation_keys(cfg.dataset, features, algo.observation_keys)))
-    demos = load_demonstrations(cfg.dataset, env, algo.observation_keys, algo.image_size, algo.image_cache_gib)
+        check_cameras(cfg, cameras)
+    if algo.image_aux_key is not None and not cameras:
+        raise ValueError(f"algo.image_aux_key={algo.image_aux_key} teaches a policy's image encoder, and the policy "
+                         f"observes no camera of {cfg.dataset}: select one with algo.observation_keys, or set "
+                         "algo.image_aux_key=null")  # fmt: skip
+    demos = load_demonstrations(cfg.dataset, env, algo.observation_keys, algo.image_size, algo.image_cache_gib,
+                                algo.image_aux_key, algo.image_aux_dims)  # fmt: skip
     dt = (env is not None and control_period(env)) or 1.0 / demos.fps  # without a dt: the dataset's rate
     pcfg = pcfg.fit_to_task(dt, horizon).fit_to_data(demos.data, dt)
     torch.manual_seed(cfg.seed)

@@ -14,36 +14,10 @@ CAM = "observation.images.cam"
 ENV = "InvertedPendulum-v5"  # 25 fps, a (4,) state, a (1,) action
 
 
-def record(root, video: bool, episodes: int = 4, steps: int = 25):
-    """Frames of uniform random brightness, the action their brightness in [-1, 1], the state noise: the action
-    is visible only in the image."""
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
-    from lerobot.utils.utils import SuppressProgressBars
-
-    features = {"observation.state": {"dtype": "float32", "shape": (4,), "names": None},
-                CAM: {"dtype": "video" if video else "image", "shape": (32, 32, 3),
-                      "names": ["height", "width", "channels"]},
-                "action": {"dtype": "float32", "shape": (1,), "names": None}}  # fmt: skip
-    ds = LeRobotDataset.create(repo_id="user/camera", root=root, fps=25, features=features, use_videos=video,
-                               video_backend="pyav")  # fmt: skip
-    rng = np.random.default_rng(0)
-    try:
-        for _ in range(episodes):
-            for _ in range(steps):
-                level = int(rng.integers(0, 256))
-                ds.add_frame({"observation.state": rng.normal(size=4).astype(np.float32),
-                              CAM: np.full((32, 32, 3), level, np.uint8),
-                              "action": np.array([level / 127.5 - 1], np.float32), "task": "look"})  # fmt: skip
-            with SuppressProgressBars():
-                ds.save_episode()
-    finally:
-        ds.finalize()
-    return root
-
-
 @pytest.fixture(scope="module")
-def image_dataset(tmp_path_factory):
-    return record(tmp_path_factory.mktemp("camera") / "images", video=False)
+def image_dataset(tmp_path_factory, record_camera_dataset):
+    """Frames of random brightness, the action their brightness: visible only in the image (tests/conftest.py)."""
+    return record_camera_dataset(tmp_path_factory.mktemp("camera") / "images", video=False)
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +42,8 @@ def test_cameras_are_selected_by_default_and_decoded_once(image_dataset, env):
     torch.testing.assert_close(brightness(batch.images.flatten(0, 1)), batch.actions.flatten(), atol=1e-6, rtol=0)
 
 
-def test_video_features_decode_with_lerobots_decoder(tmp_path, env):
-    root = record(tmp_path / "video", video=True, episodes=2, steps=10)
+def test_video_features_decode_with_lerobots_decoder(tmp_path, env, record_camera_dataset):
+    root = record_camera_dataset(tmp_path / "video", video=True, episodes=2, steps=10)
     demos = load_demonstrations(root, env, image_size=[16, 16])
     assert demos.data.images.shape == (20, 3, 16, 16)
     # AV1 is lossy: each frame's brightness within a few levels of the recorded one, in the dataset's order

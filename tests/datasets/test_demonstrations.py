@@ -14,7 +14,7 @@ def test_sample_windows_are_the_window_readers_windows(short_dataset):
     demos = load_demonstrations(short_dataset, env).data
     env.close()
     reader = WindowDataset(short_dataset, keys=(OBS, STATE, ACTION), offsets=range(24))
-    obs, act, valid, _, _ = demos.sample_windows(128, 24, torch.Generator().manual_seed(5))
+    obs, act, valid, *_ = demos.sample_windows(128, 24, torch.Generator().manual_seed(5))
     ref = reader.sample(128, torch.Generator().manual_seed(5))
     torch.testing.assert_close(obs, ref[OBS].float(), rtol=0, atol=0)
     torch.testing.assert_close(act, ref[ACTION].float(), rtol=0, atol=0)
@@ -29,7 +29,7 @@ def toy_demos(lengths=(30, 50, 20)) -> Demonstrations:
 
 
 def test_sample_windows_pad_past_the_episode_end():
-    obs, act, valid, _, _ = toy_demos().sample_windows(256, 40, torch.Generator().manual_seed(1))
+    obs, act, valid, *_ = toy_demos().sample_windows(256, 40, torch.Generator().manual_seed(1))
     for o, v in zip(obs, valid):
         n_valid = int(v.sum())
         assert v[:n_valid].all() and not v[n_valid:].any()  # valid prefix, then padding
@@ -41,7 +41,7 @@ def test_streams_mark_resets_at_episode_boundaries():
     s = EpisodeStreams(d, 4, torch.Generator().manual_seed(2))
     seen = 0
     for _ in range(10):
-        obs, _, _, resets, _ = s.next(16)
+        obs, _, _, resets, *_ = s.next(16)
         for b in range(4):
             # consecutive frames within a stream are consecutive rows unless a reset starts a new episode
             rows = [int(torch.nonzero((d.observations == obs[b, t]).all(1))[0]) for t in range(16)]

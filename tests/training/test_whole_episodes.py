@@ -58,8 +58,8 @@ def test_the_last_action_sees_the_first_observation(backbone):
 def test_a_whole_episode_bc_step_for_every_backbone(tmp_path, backbone):
     cfg = resolve_batches(BCConfig(steps=2, batch_size=4, warmup_steps=1, eval_every=0), HORIZON)
     trainer = BCTrainer(policy(backbone), demos(), cfg, tmp_path)
-    (obs, _, valid, resets, images), state = trainer._batch()
-    assert obs.shape[1] == max(LENGTHS) and resets is None and images is None and state is None
+    (obs, _, valid, resets, images, aux), state = trainer._batch()
+    assert obs.shape[1] == max(LENGTHS) and resets is None and images is None and aux is None and state is None
     assert (valid.sum(1) == torch.tensor([LENGTHS[0] if n == LENGTHS[0] else LENGTHS[1] for n in valid.sum(1)])).all()
     assert np.isfinite(trainer.train_step()["loss"])
 
