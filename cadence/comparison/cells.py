@@ -176,7 +176,9 @@ def run_cell(cell: Cell, arm: Arm, out: Path, source: Path, budget: int, train_o
                                                  read_reference(source))  # fmt: skip
     step_s = result["history"][-1]["train_s"]  # training steps only, the evaluations left out
     samples = cfg.algo.steps * (cfg.algo.batch_size * result["window"] if algo == "bc" else 1)
-    result |= {"status": "done", "train_s": time.perf_counter() - t0, "s_per_step": step_s / cfg.algo.steps,
+    # the cell's wall time: this process's, plus what earlier processes spent on a run it resumed
+    cell_s = time.perf_counter() - t0 + result.get("resumed_s", 0.0)
+    result |= {"status": "done", "train_s": cell_s, "s_per_step": step_s / cfg.algo.steps,
                "samples_per_s": samples / step_s, "peak_memory_mb": memory.peak_mb}  # fmt: skip
     return _write_cell(cell, out, result, arm, train_overrides, started)
 

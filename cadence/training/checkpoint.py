@@ -8,7 +8,9 @@ a reader sees the old checkpoint or the new one), so every Cadence tool loads an
   when the task has reference returns, else the mean return — one rule for BC and PPO);
 * ``last`` — the resume point: also holds ``training_state.pt``, the trainer's whole state (optimizer,
   schedule, counters, RNG states, history, best score) saved with ``torch.save`` and loaded with
-  ``weights_only=True``, so a resumed run continues exactly and a foreign file is never unpickled.
+  ``weights_only=True``, so a resumed run continues exactly and a foreign file is never unpickled. It also
+  records ``elapsed_s``, the run's wall seconds up to that save over every process that trained it, so a resumed
+  run knows the time its earlier processes spent (``Checkpoints.resumed_s``).
 
 In a data-parallel run only rank 0 writes (``is_main``).
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import time
 from pathlib import Path
 
 import torch
@@ -66,11 +69,12 @@ def _leaves(tree: dict, prefix: str = "") -> dict:
 
 class Checkpoints:
     """The checkpoints of the run in ``run_dir`` (module docstring); ``run_info`` goes into every
-    checkpoint's ``config.json`` (``extra.run``), ``best_score`` is the score of ``best``."""
+    checkpoint's ``config.json`` (``extra.run``), ``best_score`` is the score of ``best``, ``resumed_s`` the wall
+    seconds the run had spent in earlier processes, up to the ``last`` it resumed from (0 for a fresh run)."""
 
     def __init__(self, run_dir: str | Path, run_info: dict | None = None, is_main: bool = True):
         self.root, self.run_info, self.is_main = Path(run_dir) / "checkpoints", run_info or {}, is_main
-        self.best_score = -math.inf
+        self.best_score, self.resumed_s, self.started = -math.inf, 0.0, time.perf_counter()
 
     def exists(self, name: str) -> bool:
         return (self.root / name).is_dir()
@@ -84,7 +88,9 @@ class Checkpoints:
         files = None
         if state is not None:
             buf = io.BytesIO()
-            torch.save(state | {"best_score": self.best_score, "history": json.dumps(history)}, buf)
+            elapsed = self.resumed_s + time.perf_counter() - self.started
+            torch.save(state | {"best_score": self.best_score, "history": json.dumps(history), "elapsed_s": elapsed},
+                       buf)  # fmt: skip
             files = {STATE_FILE: buf.getvalue()}
         return policy.save_pretrained(self.root / name, extra=extra, extra_files=files)
 
@@ -113,4 +119,6 @@ class Checkpoints:
             raise ValueError(f"cannot read {path} ({e}); delete {path.parent} to restart from the previous "
                              "checkpoint, or start a new run_dir") from e  # fmt: skip
         self.best_score = state.pop("best_score")
+        self.resumed_s = float(state.pop("elapsed_s", 0.0))  # checkpoints written before it was recorded have none
+        self.started = time.perf_counter()
         return state, json.loads(state.pop("history"))

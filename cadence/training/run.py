@@ -178,7 +178,7 @@ def final_evaluation(trainer: BCTrainer, evaluate_fn, validation: dict) -> dict:
         policy = trainer.eval_policy()
         policy.eval()
         result = evaluate_fn(policy) | {"step": trainer.step, "train_s": trainer.train_s, "warmup_s": trainer.warmup_s,
-                                        "validation": validation}  # fmt: skip
+                                        "validation": validation, "resumed_s": trainer.ckpt.resumed_s}  # fmt: skip
     return trainer.dist.broadcast(result)
 
 
@@ -218,7 +218,8 @@ def train_ppo(cfg: DictConfig) -> dict:
     log.info("training %s (%d parameters) on %s for %d steps", cfg.policy.name, count_params(policy), cfg.env.id,
              algo.steps)  # fmt: skip
     try:
-        result = trainer.fit() | {"params": count_params(policy), "history": trainer.history}
+        result = trainer.fit() | {"params": count_params(policy), "history": trainer.history,
+                                  "resumed_s": trainer.ckpt.resumed_s}
     finally:
         trainer.close()
     return _finish(cfg, result)

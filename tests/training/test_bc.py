@@ -54,6 +54,22 @@ def test_resume_continues_exactly(tmp_path, batches):
         torch.testing.assert_close(a, b, atol=0, rtol=0, msg=k)
 
 
+def test_a_resumed_run_knows_the_wall_time_its_earlier_processes_spent(tmp_path):
+    """checkpoints/last records the run's elapsed wall seconds; a resumed trainer reads them back as resumed_s,
+    which the comparison adds to the cell's time (a resumed cell counted only its last process before)."""
+    cfg = BCConfig(steps=4, batch_size=4, window=8, eval_every=0)
+    first = BCTrainer(policy("gru"), toy_demos(), cfg, tmp_path)
+    assert first.ckpt.resumed_s == 0.0
+    time.sleep(0.3)  # the first process's time: at least this much by its save
+    first.save_last()
+    resumed = BCTrainer(policy("gru"), toy_demos(), cfg, tmp_path)
+    assert resumed.resume() and resumed.ckpt.resumed_s >= 0.3
+    time.sleep(0.2)
+    resumed.save_last()
+    again = BCTrainer(policy("gru"), toy_demos(), cfg, tmp_path)
+    assert again.resume() and again.ckpt.resumed_s >= 0.5  # both processes' time
+
+
 def test_the_training_clock_leaves_out_the_first_step_of_every_fit(tmp_path, monkeypatch):
     """train_s (the cells' s/step, the equal-seconds table) counts steps 2.. of each fit: the first, which compiles
     the numba kernels, goes to warmup_s — again after a resume, where a new process compiles again."""
