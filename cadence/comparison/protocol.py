@@ -181,7 +181,7 @@ def run_compare(cfg: DictConfig, argv: list[str], launcher: list[str] | None = N
                                      launcher)  # fmt: skip
     summary, memory_stats = summarize(results, unranked=memory), memory_summary(results, memory, levels)
     summary["budget_rounds"] = rounds
-    progress = (len(results), len(cells)) if cfg.finished_only else None
+    progress = (len(results), len(cells)) if cfg.finished_only and len(results) < len(cells) else None  # done: none
     text = grid_text(cfg, summary, command or ["cadence-compare", *argv], profile, tasks, time.perf_counter() - t0,
                      sweep, memory_stats, results, progress)  # fmt: skip
     write_report(out, text, summary, grid_plots(memory_stats), cfg.report)

@@ -74,6 +74,8 @@ def test_per_task_settings_give_one_task_its_own_budget_for_every_arm(dataset, t
     run_compare(compose("compare", partial), partial)  # a grid in progress: reported, linoss not trained
     assert not (out / "datasets").exists() and not (out / "cells" / TASK / "linoss").exists()
     assert "**A grid in progress: 2 of its 3 cells are finished**" in (out / "results.md").read_text()
+    run_compare(compose("compare", overrides + ["finished_only=true"]), overrides)  # every cell done: no banner
+    assert "A grid in progress" not in (out / "results.md").read_text()
 
 
 def test_a_task_trains_on_another_tasks_demonstrations_through_the_features_it_names(dataset, tmp_path):
