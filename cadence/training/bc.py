@@ -247,13 +247,12 @@ class BCObjective(nn.Module):
         """obs (B, L, O), actions (B, L, A), valid (B, L), resets (B, L) or None, images (B, L, C, H, W) uint8 or
         None, aux (B, L, K) normalized auxiliary targets (with ``aux_dim``) -> (loss, final state, the auxiliary
         loss or None); the loss is the action loss + ``aux_weight`` × the auxiliary loss."""
-        if self.aux is None:
-            mean, final = self.policy(obs, state, resets, images)
-            return masked_loss(self.policy, mean, actions, valid, self.kind, denominator), final, None
-        features = self.policy.image_encoder(images)  # once, for the policy and the auxiliary layer
+        features = None if self.aux is None else self.policy.image_encoder(images)  # once, for both readers
         mean, final = self.policy(obs, state, resets, images, features)
-        aux_loss = masked_mean(((self.aux(features) - aux) ** 2).mean(-1), valid, denominator)
         loss = masked_loss(self.policy, mean, actions, valid, self.kind, denominator)
+        if self.aux is None:
+            return loss, final, None
+        aux_loss = masked_mean(((self.aux(features) - aux) ** 2).mean(-1), valid, denominator)
         return loss + self.aux_weight * aux_loss, final, aux_loss
 
 
