@@ -47,6 +47,8 @@ def test_compare_tunes_each_arm_with_equal_trials_then_runs_the_grid_at_its_best
     assert set(json.loads((out / "summary.json").read_text())) == {f"{TASK}/{a}" for a in tuned}
     assert (out / "scores.png").exists() and (out / "curves.png").exists()
     assert swept["gru"]["train"]["steps"] == 30 and swept["gru@lr0.03"]["overrides"] == {"algo.lr": 0.03}
+    reported = run_compare(compose("compare", [*overrides, "finished_only=true"]), overrides)  # the sweep replayed
+    assert reported["backbones"] == tuned and reported["cells"] == summary["cells"]
     longer = [*overrides, "train.steps=31"]  # a changed grid setting: the finished cells no longer match it
     with pytest.raises(ValueError, match="trained with train"):
         run_compare(compose("compare", longer), longer)
@@ -132,10 +134,11 @@ def test_the_demo_refuses_fewer_than_one_job_before_anything_runs(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def test_finished_only_refuses_a_grid_with_tuning(tmp_path):
+def test_finished_only_refuses_a_grid_whose_tuning_has_not_finished(tmp_path):
     overrides = [f"out={tmp_path}", "finished_only=true"]  # compare.yaml's default grid tunes (lr_sweep)
-    with pytest.raises(ValueError, match="finished_only=true reports a grid without tuning"):
+    with pytest.raises(ValueError, match=r"the tuning on hopper_p has not finished: 25 trial\(s\) of its next round"):
         run_compare(compose("compare", overrides), overrides)
+    assert not any(tmp_path.iterdir())  # nothing trained, nothing collected
 
 
 def test_the_budget_rule_trains_a_task_that_has_not_converged_again_at_a_larger_budget(dataset, tmp_path, monkeypatch):
