@@ -196,7 +196,7 @@ def check_seeds(seeds: list[int], tuning: list[int], envs: int) -> None:
     the ``tuning`` training seeds and every held-out episode on ``envs`` sub-envs)."""
     if clashes := seed_clashes(seeds, tuning, envs):
         raise ValueError(f"held-out seeds meet the evaluation seeds {list(seeds)}: {'; '.join(clashes)}. Tuning runs "
-                         f"on seeds from {TUNING_SEED} (lr_sweep.seed), the grid's seeds lie below it")  # fmt: skip
+                         f"on seeds from {TUNING_SEED} (lr_sweep.seeds), the grid's seeds lie below it")  # fmt: skip
 
 
 @dataclass
@@ -327,8 +327,9 @@ class LRSweep:
 
     task: str
     """The one task the sweep runs on (an env config name); its dataset is collected like the grid's."""
-    seed: int
-    """The one seed it runs with: a tuning seed, never one of the grid's evaluation seeds (:meth:`check_seeds`)."""
+    seeds: list[int]
+    """The tuning seeds: every trial runs once on each and is scored by its mean normalized score over them
+    (:meth:`scores`); never one of the grid's evaluation seeds (:meth:`check_seeds`)."""
     lrs: list[float]
     """The learning rates tried first, a log grid; an arm whose best is at an edge gets more (:func:`interior_step`)."""
     max_extensions: int = 3
@@ -340,13 +341,23 @@ class LRSweep:
         if len(set(self.lrs)) < max(2, len(self.lrs)) or not all(_is_number(lr) and lr > 0 for lr in self.lrs):
             raise ValueError(f"lr_sweep.lrs is {self.lrs!r}: give two or more distinct positive learning rates, a log "
                              "grid, e.g. [1.0e-4, 1.0e-3, 1.0e-2]")  # fmt: skip
+        if not (isinstance(self.seeds, list) and self.seeds and all(isinstance(s, int) for s in self.seeds)
+                and len(set(self.seeds)) == len(self.seeds)):  # fmt: skip
+            raise ValueError(f"lr_sweep.seeds is {self.seeds!r}: give one or more distinct tuning seeds, e.g. [100] or "
+                             f"[100, 101]")  # fmt: skip
         if not isinstance(self.search, Search):
             self.search = to_dataclass(Search, self.search or {}, "lr_sweep.search", drop=())
 
     def check_seeds(self, seeds: list[int], envs: int) -> None:
         """Refuse a sweep seed that is one of the grid's evaluation ``seeds``, or whose episodes on ``envs`` sub-envs
         share env seeds with their final evaluations (:func:`check_seeds`)."""
-        check_seeds(seeds, [self.seed], envs)
+        check_seeds(seeds, self.seeds, envs)
+
+    def scores(self, runs: dict[str, dict[int, dict]]) -> dict[str, dict]:
+        """The trials of ``runs`` (``{ARM: {SEED: cell JSON}}``) that have run on every tuning seed, as
+        ``{ARM: {"normalized_score": the mean over the seeds}}`` (what :meth:`SearchSpace.replay` reads)."""
+        return {arm: {"normalized_score": sum(by_seed[s]["normalized_score"] for s in self.seeds) / len(self.seeds)}
+                for arm, by_seed in runs.items() if all(s in by_seed for s in self.seeds)}  # fmt: skip
 
     def spaces(self, arms: list[Arm], specs: DictConfig | dict, train: dict, algo: str = "bc") -> list[SearchSpace]:
         """The search space of each of ``arms`` (untagged; ``specs``: the grid's ``arms``, ``train``: its train

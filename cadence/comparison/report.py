@@ -234,7 +234,9 @@ def sweep_text(sweep: LRSweep, tunings: list[Tuning]) -> str:
     (interior or at an edge), and each arm's number of trials and tuned name."""
     rows = [_curve_row(t, tag) for t in tunings for tag in t.curves]
     trials = [f"| {t.space.arm} | {t.trials} | {t.name} |" for t in tunings]
-    return (f"Tuning on {sweep.task}, seed {sweep.seed} (a tuning seed, never an evaluation seed; normalized score), "
+    seeds = (f"seed {sweep.seeds[0]} (a tuning seed, never an evaluation seed; normalized score)" if len(sweep.seeds) == 1
+             else f"seeds {sweep.seeds} (tuning seeds, never evaluation seeds; the mean normalized score over them)")
+    return (f"Tuning on {sweep.task}, {seeds}, "
             f"the same number of trials for every arm, by coordinate search: first the learning rate at the arm's own "
             f"other values, from {[float(x) for x in sweep.lrs]}, extended by one log step beyond an edge optimum "
             f"until it is interior (at most {sweep.max_extensions} rates per arm beyond the grid: a rate still at an "

@@ -25,7 +25,7 @@ def test_compare_tunes_each_arm_with_equal_trials_then_runs_the_grid_at_its_best
     summary = run_compare(compose("compare", overrides), overrides)
     swept = {p.parent.name: json.loads(p.read_text()) for p in (out / "cells" / TASK).glob("*/seed100.json")}
     scores = {name: r["normalized_score"] for name, r in swept.items()}
-    sweep = LRSweep(TASK, 100, [1e-3, 3e-2], 1, {"common": {"dropout": [0.0, 0.1]},
+    sweep = LRSweep(TASK, [100], [1e-3, 3e-2], 1, {"common": {"dropout": [0.0, 0.1]},
                                                  "per_arm": {"mlp": {"n_layers": [1, 2]}}})  # fmt: skip
     tunings = [s.replay(sweep, swept) for s in sweep.spaces(resolve_arms(["gru", "mlp"], {}), {}, {"lr": 1e-3})]
     # one budget: 2 rates + 1 extension + 2 knob values (mlp: 1 layer, dropout 0.1); gru refines its rate instead
@@ -55,6 +55,26 @@ def test_compare_tunes_each_arm_with_equal_trials_then_runs_the_grid_at_its_best
     (out / "cells" / TASK / "gru" / "seed100.json").write_text(json.dumps(swept["gru"] | {"overrides": {"algo.lr": 1}}))
     with pytest.raises(ValueError, match="delete that JSON"):
         run_compare(compose("compare", overrides), overrides)
+
+
+def test_a_sweep_on_two_tuning_seeds_runs_every_trial_on_both_and_keeps_the_best_mean(dataset, tmp_path):
+    out = tmp_path / "compare"
+    shutil.copytree(dataset, out / "datasets" / TASK)
+    overrides = [f"out={out}", f"tasks=[{TASK}]", "seeds=[0]", "backbones=[mlp]", "param_budget=5000",
+                 "train.steps=10", "train.batch_size=8", "train.window=8", "train.eval_every=0",
+                 "train.eval_episodes=2", "train.eval_envs=1", "robustness={}", f"lr_sweep.task={TASK}",
+                 "lr_sweep.seeds=[100,101]", "lr_sweep.lrs=[1e-3,3e-2]", "lr_sweep.max_extensions=0",
+                 "lr_sweep.search=null", "collect.episodes=3"]  # fmt: skip
+    summary = run_compare(compose("compare", overrides), overrides)
+    cells = out / "cells" / TASK
+    trials = {p.relative_to(cells).as_posix(): json.loads(p.read_text())["normalized_score"]
+              for p in cells.glob("*/seed10?.json")}  # fmt: skip
+    assert sorted(trials) == ["mlp/seed100.json", "mlp/seed101.json", "mlp@lr0.03/seed100.json",
+                              "mlp@lr0.03/seed101.json"]  # fmt: skip
+    mean = {a: (trials[f"{a}/seed100.json"] + trials[f"{a}/seed101.json"]) / 2 for a in ("mlp", "mlp@lr0.03")}
+    assert summary["backbones"] == [max(mean, key=mean.get)]
+    assert f"| mlp | lr | 0.001: {mean['mlp']:.1f} (own)" in (out / "results.md").read_text().replace("**", "")
+    assert "Tuning on invertedpendulum_p, seeds [100, 101] (tuning seeds" in (out / "results.md").read_text()
 
 
 def test_per_task_settings_give_one_task_its_own_budget_for_every_arm(dataset, tmp_path):

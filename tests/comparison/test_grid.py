@@ -87,13 +87,25 @@ def test_unknown_tags_and_search_entries_are_refused():
                           ({"common": {"dropout": [0.1, 0.1]}}, "not a list of distinct numbers"),
                           ({"common": {"dropout": ["high"]}}, "not a list of distinct numbers")):  # fmt: skip
         with pytest.raises(ValueError, match=named):
-            LRSweep(TASK, 100, [1e-3, 1e-2], search=search).spaces(resolve_arms(["gru"], {}), {}, train)
+            LRSweep(TASK, [100], [1e-3, 1e-2], search=search).spaces(resolve_arms(["gru"], {}), {}, train)
     with pytest.raises(ValueError, match="name arm 'gru@lr0.003' without its tags"):
-        LRSweep(TASK, 100, [1e-3, 1e-2]).spaces(resolve_arms(["gru@lr0.003"], {}), {}, train)
+        LRSweep(TASK, [100], [1e-3, 1e-2]).spaces(resolve_arms(["gru@lr0.003"], {}), {}, train)
     with pytest.raises(ValueError, match="give two or more distinct positive learning rates"):
-        LRSweep(TASK, 100, [1e-3])
+        LRSweep(TASK, [100], [1e-3])
+    for seeds in ([], [100, 100], 100):
+        with pytest.raises(ValueError, match=r"lr_sweep.seeds is .*: give one or more distinct tuning seeds"):
+            LRSweep(TASK, seeds, [1e-3, 1e-2])
     with pytest.raises(ValueError, match="per_arm.linos names neither an arm"):
         check_grid(compose("compare", ["+lr_sweep.search.per_arm.linos={rlr: [0.3]}"]))
+
+
+def test_a_trial_on_several_tuning_seeds_scores_its_mean_once_it_has_run_on_every_one():
+    sweep = LRSweep(TASK, [100, 101], [1e-3, 1e-2])
+    runs = {"gru": {100: {"normalized_score": 40.0}, 101: {"normalized_score": 61.0}},
+            "gru@lr0.01": {101: {"normalized_score": 90.0}}}  # fmt: skip
+    assert sweep.scores(runs) == {"gru": {"normalized_score": 50.5}}  # gru@lr0.01 still waits for seed 100
+    space = sweep.spaces(resolve_arms(["gru"], {}), {}, {"lr": 1e-3})[0]
+    assert space.replay(sweep, sweep.scores(runs)).pending == ["gru@lr0.01"]
 
 
 def test_an_edge_optimum_extends_the_grid_one_log_step_beyond_that_edge():

@@ -190,7 +190,7 @@ def test_every_memory_task_id_has_its_dial_and_levels():
 
 
 def test_sweep_section_gives_every_arms_curve_per_knob_and_where_its_optimum_lies():
-    sweep = LRSweep(TASK, 100, [1e-4, 1e-3, 1e-2], 1)
+    sweep = LRSweep(TASK, [100], [1e-4, 1e-3, 1e-2], 1)
     linoss = SearchSpace("linoss", {"lr": 1e-3, "rlr": 1.0, "dropout": 0.0}, {"rlr": [0.1, 0.3, 1.0],
                                                                               "dropout": [0.0, 0.1]}, 4)  # fmt: skip
     gru = SearchSpace("gru", {"lr": 1e-3}, {}, 7)

@@ -31,7 +31,7 @@ def test_no_tuning_or_validation_seed_of_a_shipped_grid_is_an_evaluation_seed(pr
     tasks = [*cfg.tasks, *([cfg.lr_sweep.task] if cfg.lr_sweep else [])]
     envs = max(task_settings(cfg, t)[1]["eval_envs"] for t in tasks)
     episodes = max(task_settings(cfg, t)[0].episodes for t in tasks)
-    tuning = [cfg.lr_sweep.seed] if cfg.lr_sweep else []
+    tuning = list(cfg.lr_sweep.seeds) if cfg.lr_sweep else []
     assert all(s >= TUNING_SEED for s in tuning) and all(s < TUNING_SEED for s in cfg.seeds)
     assert seed_clashes(cfg.seeds, tuning, envs, demonstration_seeds(episodes, REFERENCE_EPISODES)) == []
     final = set().union(*(episode_seeds(EVAL_SEED, s, envs) for s in cfg.seeds))
@@ -55,10 +55,10 @@ def test_every_clash_of_held_out_and_evaluation_seeds_is_named():
 
 
 def test_a_sweep_on_an_evaluation_seed_is_refused():
-    with pytest.raises(ValueError, match=r"tuning seed 3 is an evaluation seed.*from 100 \(lr_sweep\.seed\)"):
-        check_grid(compose("compare", ["seeds=[0,3]", "lr_sweep.seed=3"]))
+    with pytest.raises(ValueError, match=r"tuning seed 3 is an evaluation seed.*from 100 \(lr_sweep\.seeds\)"):
+        check_grid(compose("compare", ["seeds=[0,3]", "lr_sweep.seeds=[100,3]"]))  # a second tuning seed too
     with pytest.raises(ValueError, match=r"evaluation episodes of tuning seed 1 use env seed\(s\) \[10001"):
-        check_grid(compose("compare", ["seeds=[0]", "lr_sweep.seed=1"]))  # 5 sub-envs from 10_001 meet seed 0's
+        check_grid(compose("compare", ["seeds=[0]", "lr_sweep.seeds=[1]"]))  # 5 sub-envs from 10_001 meet seed 0's
 
 
 def test_bc_picks_its_checkpoint_on_validation_episodes_and_reports_the_last_on_evaluation_episodes(
