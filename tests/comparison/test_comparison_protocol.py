@@ -14,14 +14,20 @@ from cadence.datasets.format import STATE
 TASK = "invertedpendulum_p"
 
 
+def tiny_grid(out, *overrides: str) -> list[str]:
+    """The overrides of a grid small enough for a test, at ``out``: one MLP seed on TASK, 10 steps, then
+    ``overrides`` (a later value of a key wins)."""
+    return [f"out={out}", f"tasks=[{TASK}]", "seeds=[0]", "backbones=[mlp]", "param_budget=5000", "robustness={}",
+            "collect.episodes=3", "train.steps=10", "train.batch_size=8", "train.window=8", "train.eval_every=0",
+            "train.eval_episodes=2", "train.eval_envs=1", *overrides]  # fmt: skip
+
+
 def test_compare_tunes_each_arm_with_equal_trials_then_runs_the_grid_at_its_best_values(dataset, tmp_path):
     out = tmp_path / "compare"
     shutil.copytree(dataset, out / "datasets" / TASK)
-    overrides = [f"out={out}", f"tasks=[{TASK}]", "seeds=[0,1]", "backbones=[gru,mlp]", "param_budget=5000",
-                 "train.steps=30", "train.batch_size=8", "train.window=8", "train.eval_every=0",
-                 "train.eval_episodes=2", "train.eval_envs=1", "robustness={}", f"lr_sweep.task={TASK}",
-                 "lr_sweep.lrs=[1e-3,3e-2]", "lr_sweep.max_extensions=1", "collect.episodes=3", "lr_sweep.search=null",
-                 "lr_sweep.search={common: {dropout: [0.0, 0.1]}, per_arm: {mlp: {n_layers: [1, 2]}}}"]  # fmt: skip
+    overrides = tiny_grid(out, "seeds=[0,1]", "backbones=[gru,mlp]", "train.steps=30", f"lr_sweep.task={TASK}",
+                          "lr_sweep.lrs=[1e-3,3e-2]", "lr_sweep.max_extensions=1", "lr_sweep.search=null",
+                          "lr_sweep.search={common: {dropout: [0.0, 0.1]}, per_arm: {mlp: {n_layers: [1, 2]}}}")
     summary = run_compare(compose("compare", overrides), overrides)
     swept = {p.parent.name: json.loads(p.read_text()) for p in (out / "cells" / TASK).glob("*/seed100.json")}
     scores = {name: r["normalized_score"] for name, r in swept.items()}
@@ -60,11 +66,8 @@ def test_compare_tunes_each_arm_with_equal_trials_then_runs_the_grid_at_its_best
 def test_a_sweep_on_two_tuning_seeds_runs_every_trial_on_both_and_keeps_the_best_mean(dataset, tmp_path):
     out = tmp_path / "compare"
     shutil.copytree(dataset, out / "datasets" / TASK)
-    overrides = [f"out={out}", f"tasks=[{TASK}]", "seeds=[0]", "backbones=[mlp]", "param_budget=5000",
-                 "train.steps=10", "train.batch_size=8", "train.window=8", "train.eval_every=0",
-                 "train.eval_episodes=2", "train.eval_envs=1", "robustness={}", f"lr_sweep.task={TASK}",
-                 "lr_sweep.seeds=[100,101]", "lr_sweep.lrs=[1e-3,3e-2]", "lr_sweep.max_extensions=0",
-                 "lr_sweep.search=null", "collect.episodes=3"]  # fmt: skip
+    overrides = tiny_grid(out, f"lr_sweep.task={TASK}", "lr_sweep.seeds=[100,101]", "lr_sweep.lrs=[1e-3,3e-2]",
+                          "lr_sweep.max_extensions=0", "lr_sweep.search=null")
     summary = run_compare(compose("compare", overrides), overrides)
     cells = out / "cells" / TASK
     trials = {p.relative_to(cells).as_posix(): json.loads(p.read_text())["normalized_score"]
@@ -80,10 +83,8 @@ def test_a_sweep_on_two_tuning_seeds_runs_every_trial_on_both_and_keeps_the_best
 def test_per_task_settings_give_one_task_its_own_budget_for_every_arm(dataset, tmp_path):
     out = tmp_path / "compare"
     shutil.copytree(dataset, out / "datasets" / TASK)
-    overrides = [f"out={out}", f"tasks=[{TASK}]", "seeds=[0]", "backbones=[gru,mlp]", "param_budget=5000",
-                 "lr_sweep=null", "robustness={}", "collect.episodes=2", "train.steps=10", "train.batch_size=8",
-                 "train.window=8", "train.eval_every=0", "train.eval_episodes=2", "train.eval_envs=1",
-                 f"+per_task.{TASK}={{train: {{steps: 20}}, collect: {{episodes: 3}}}}"]  # fmt: skip
+    overrides = tiny_grid(out, "backbones=[gru,mlp]", "lr_sweep=null", "collect.episodes=2",
+                          f"+per_task.{TASK}={{train: {{steps: 20}}, collect: {{episodes: 3}}}}")
     run_compare(compose("compare", overrides), overrides)
     for name in ("gru", "mlp"):  # both arms trained on the task's own budget, and recorded it
         cell = json.loads((out / "cells" / TASK / name / "seed0.json").read_text())
@@ -104,11 +105,9 @@ def test_a_task_trains_on_another_tasks_demonstrations_through_the_features_it_n
     out = tmp_path / "compare"
     shutil.copytree(dataset, out / "datasets" / TASK)  # the only dataset: nothing is collected for the control
     state = "[observation.environment_state]"
-    overrides = [f"out={out}", "tasks=[ip_full]", "seeds=[0]", "backbones=[mlp]", "param_budget=5000",
-                 "lr_sweep=null", "robustness={}", "collect.episodes=3", "train.steps=10", "train.batch_size=8",
-                 "train.window=8", "train.eval_every=0", "train.eval_episodes=2", "train.eval_envs=1",
-                 f"+variants.ip_full={{env: invertedpendulum, demonstrations: {TASK}}}",
-                 f"+per_task.ip_full={{train: {{observation_keys: {state}}}}}"]  # fmt: skip
+    overrides = tiny_grid(out, "tasks=[ip_full]", "lr_sweep=null",
+                          f"+variants.ip_full={{env: invertedpendulum, demonstrations: {TASK}}}",
+                          f"+per_task.ip_full={{train: {{observation_keys: {state}}}}}")
     run_compare(compose("compare", overrides), overrides)
     assert sorted(p.name for p in (out / "datasets").iterdir()) == [TASK]
     run_dir = out / "runs" / "ip_full" / "mlp" / "seed0"
@@ -166,10 +165,7 @@ def test_the_budget_rule_trains_a_task_that_has_not_converged_again_at_a_larger_
 
     out = tmp_path / "compare"
     shutil.copytree(dataset, out / "datasets" / TASK)
-    overrides = [f"out={out}", f"tasks=[{TASK}]", "seeds=[0]", "backbones=[mlp]", "param_budget=5000",
-                 "lr_sweep=null", "robustness={}", "collect.episodes=3", "train.steps=10", "train.batch_size=8",
-                 "train.window=8", "train.eval_every=5", "train.eval_episodes=2", "train.eval_envs=1",
-                 "budget.rounds=1"]  # fmt: skip
+    overrides = tiny_grid(out, "lr_sweep=null", "train.eval_every=5", "budget.rounds=1")
     seen = []  # the cells each round judged; every round "still rising", so exactly one more round runs
 
     def rising(runs):
@@ -209,10 +205,8 @@ def test_a_converged_task_is_judged_once_while_another_gets_more_rounds(dataset,
 
     out = tmp_path / "compare"
     shutil.copytree(dataset, out / "datasets" / TASK)
-    overrides = [f"out={out}", f"tasks=[{TASK},ip2]", "seeds=[0]", "backbones=[mlp]", "param_budget=5000",
-                 "lr_sweep=null", "robustness={}", "collect.episodes=3", "train.steps=10", "train.batch_size=8",
-                 "train.window=8", "train.eval_every=5", "train.eval_episodes=2", "train.eval_envs=1",
-                 "budget.rounds=2", f"+variants.ip2={{env: invertedpendulum_p, demonstrations: {TASK}}}"]  # fmt: skip
+    overrides = tiny_grid(out, f"tasks=[{TASK},ip2]", "lr_sweep=null", "train.eval_every=5", "budget.rounds=2",
+                          f"+variants.ip2={{env: invertedpendulum_p, demonstrations: {TASK}}}")
     monkeypatch.setattr(protocol, "task_convergence",
                         lambda runs: {"arm": "mlp", "gain": 5.0, "converged": runs[0]["task"] == "ip2"})
     summary = run_compare(compose("compare", overrides), overrides)
