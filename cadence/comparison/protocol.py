@@ -113,9 +113,8 @@ def tune(cfg: DictConfig, sources: Sources, argv: list[str], launcher: list[str]
     """The tuning of ``cfg.lr_sweep`` over ``cfg.backbones``: every arm's coordinate search
     (:meth:`SearchSpace.replay`, all with one trial budget: :meth:`LRSweep.spaces`) on the sweep's task and tuning
     seeds, round by round: each round runs every arm's next step's cells together, each on every tuning seed
-    (through ``launcher`` when given),
-    until every search is done. Returns the arms at their best values (``ARM`` or ``ARM@TAGVALUE...``) and the
-    sweep's section of the report (:func:`sweep_text`). With ``cfg.finished_only`` the search is replayed from its
+    (through ``launcher`` when given), until every search is done. Returns the arms at their best values (``ARM``
+    or ``ARM@TAGVALUE...``) and the sweep's section of the report (:func:`sweep_text`). With ``cfg.finished_only`` the search is replayed from its
     finished trials, and a search with a trial still to run is refused."""
     sweep = to_dataclass(LRSweep, cfg.lr_sweep, "lr_sweep")
     arms = resolve_arms(list(cfg.backbones), cfg.arms)
@@ -123,9 +122,9 @@ def tune(cfg: DictConfig, sources: Sources, argv: list[str], launcher: list[str]
     while cells := [Cell(sweep.task, name, seed) for s in spaces for name in s.replay(sweep, sweep.scores(runs)).pending
                     for seed in sweep.seeds]:  # fmt: skip
         if cfg.finished_only and (todo := [c.id for c in cells if not c.path(Path(cfg.out)).exists()]):
-            raise ValueError(f"finished_only=true, but the tuning on {sweep.task} has not finished: {len(todo)} trial(s) "
-                             f"of its next round to run ({', '.join(todo[:3])}...); run the grid (finished cells are "
-                             "reused) or set lr_sweep=null")  # fmt: skip
+            raise ValueError(f"finished_only=true, but the tuning on {sweep.task} has not finished: {len(todo)} "
+                             f"trial(s) of its next round to run ({', '.join(todo[:3])}...); run the grid (finished "
+                             "cells are reused) or set lr_sweep=null")  # fmt: skip
         _, trial_arms = grid_cells(cfg, list(dict.fromkeys(c.backbone for c in cells)))
         for c, r in zip(cells, run_cells(cfg, cells, trial_arms, sources, argv, launcher)):
             runs.setdefault(c.backbone, {})[c.seed] = r
